@@ -1,0 +1,47 @@
+# paranoid's library: profiles, systemd presets, SSH crypto sets, renderers, the offline
+# surface evaluator, the projection and the knob catalogue. Needs only nixpkgs' lib.
+# `impermanence` is the impermanence source tree (a flake input); without it the surface
+# evaluates paranoid without impermanence's module.
+{ lib, impermanence ? null }:
+let
+  render = import ./render.nix { inherit lib; };
+  projection = import ./projection.nix { inherit lib render; };
+  profiles = import ./profiles.nix;
+  fixtures = import ./fixtures.nix { inherit lib; };
+
+  surfaceModules = import ../checks/surface;
+  stubPkgs = import ../checks/surface/pkgs.nix { inherit lib; };
+  impermanenceModule = { key = "paranoid#impermanence"; imports = lib.optional (impermanence != null) "${impermanence}/nixos.nix"; };
+
+  # All knobs, optionally with impermanence's module alongside (what nixosModules.all exports).
+  paranoidModules = { withImpermanence ? true }:
+    [ ../modules/all.nix ] ++ lib.optional withImpermanence impermanenceModule;
+
+  # lib.evalModules over the surface: the offline stand-in for nixpkgs.lib.nixosSystem.
+  evalSurface =
+    { modules ? [ ], withParanoid ? true, withImpermanence ? true }:
+    lib.evalModules {
+      class = "nixos";
+      modules = surfaceModules
+        ++ [ { _module.args.pkgs = stubPkgs; } ]
+        ++ lib.optionals withParanoid (paranoidModules { inherit withImpermanence; })
+        ++ modules;
+    };
+
+  catalogue = import ./catalogue.nix {
+    inherit lib profiles;
+    options = (evalSurface { modules = [ fixtures.matrix.host fixtures.matrix.paranoid ]; }).options;
+  };
+
+  hosts = {
+    meeka = ../examples/meeka;
+    bastion = ../examples/bastion;
+  };
+in
+{
+  inherit render profiles fixtures catalogue hosts evalSurface surfaceModules stubPkgs impermanenceModule paranoidModules;
+  inherit (projection) project sanitize;
+  systemdPresets = import ./systemd-presets.nix;
+  sshCrypto = import ./ssh-crypto.nix;
+  harness = import ./harness.nix { inherit lib evalSurface projection fixtures catalogue hosts; };
+}

@@ -1,0 +1,50 @@
+# Entry points for paranoid-harness. It calls them through `nix eval --json` with a request it
+# writes to a file; the answer is JSON. Contract (docs/harness.md):
+#
+#   request = { backend = "surface"; catch = true; items = [ item ... ]; }
+#   item    = { id; host ? null; fixture ? null; knobs ? { "<knob>" = value; }; modules ? [ "<abs path>" ];
+#               constraint ? null; withoutParanoid ? false; withoutImpermanence ? false; }
+#   answer  = [ { id; ok = true; projection = { ... }; } | { id; ok = false; } ]
+#
+# With catch = true every item is evaluated under builtins.tryEval, so one item that throws does
+# not sink the batch; the harness re-runs failed items alone (catch = false) for Nix's message.
+{ lib, evalSurface, projection, fixtures, catalogue, hosts }:
+let
+  knobModule = knobs: {
+    paranoid = lib.foldl' lib.recursiveUpdate { } (lib.mapAttrsToList (name: value: lib.setAttrByPath (lib.splitString "." name) value) knobs);
+  };
+  constraintsById = lib.listToAttrs (map (c: lib.nameValuePair c.id c) catalogue.constraints);
+
+  modulesOf = item:
+    let
+      constraint = if item.constraint or null == null then null else constraintsById.${item.constraint};
+      fixture = if item.fixture or null == null then null else fixtures.${item.fixture};
+      withParanoid = !(item.withoutParanoid or false);
+    in
+    lib.optional (item.host or null != null) hosts.${item.host}
+    ++ lib.optionals (fixture != null) ([ fixture.host ] ++ lib.optional withParanoid fixture.paranoid)
+    ++ map (p: /. + p) (item.modules or [ ])
+    ++ lib.optional (constraint != null && constraint ? module) constraint.module
+    ++ lib.optional (withParanoid && (item.knobs or { }) != { }) (knobModule item.knobs);
+
+  evalItem = backend: item:
+    let
+      constraint = if item.constraint or null == null then { } else constraintsById.${item.constraint};
+      evaluated = evalSurface {
+        modules = modulesOf item;
+        withParanoid = !(item.withoutParanoid or false);
+        withImpermanence = !(item.withoutImpermanence or constraint.withoutImpermanence or false);
+      };
+    in
+    projection.project { inherit (evaluated) config; inherit backend; };
+
+  one = catch: backend: item:
+    if catch then
+      let r = builtins.tryEval (let p = evalItem backend item; in builtins.deepSeq p p); in
+      if r.success then { inherit (item) id; ok = true; projection = r.value; } else { inherit (item) id; ok = false; }
+    else { inherit (item) id; ok = true; projection = evalItem backend item; };
+in
+{
+  inherit knobModule modulesOf;
+  evalBatch = request: map (one (request.catch or true) (request.backend or "surface")) request.items;
+}

@@ -1,0 +1,162 @@
+# The projection: what the harness (and `paranoid-harness eval`) sees of an evaluated system.
+# The same function serves the offline surface and a real nixosSystem, so only option values
+# and renderings that both can produce without building anything appear here.
+# Schema (stable, documented in docs/harness.md): see `project` below.
+{ lib, render }:
+let
+  inherit (lib) attrByPath filterAttrs mapAttrs mapAttrsToList concatStringsSep;
+
+  # JSON-safe values: packages by name, functions and store-less paths as strings.
+  sanitize =
+    v:
+    if lib.isDerivation v then v.pname or (lib.getName v)
+    else if builtins.isFunction v then "<function>"
+    else if builtins.isPath v then toString v
+    else if builtins.isList v then map sanitize v
+    else if builtins.isAttrs v then mapAttrs (_: sanitize) (removeAttrs v [ "_module" ])
+    else v;
+
+  # A failure in one part (say, a required option left undefined) must not hide the rest.
+  guarded =
+    v:
+    let r = builtins.tryEval (builtins.deepSeq v v); in
+    if r.success then r.value else { "<error>" = "evaluation failed; run `paranoid-harness eval` on this configuration alone for Nix's message"; };
+
+  # Units whose sandboxing the harness inspects: paranoid's services and the daemons it configures.
+  interestingServices = config:
+    lib.unique ((lib.attrNames (config.paranoid.services or { }))
+      ++ [ "sshd" "nix-daemon" "auditd" "audit-rules-nixos" "systemd-journal-upload" "tailscaled" "clamav-daemon" "clamav-freshclam" "clamdscan" ]);
+
+  userSummary = u: {
+    inherit (u) isSystemUser isNormalUser group extraGroups uid;
+    hasPassword = u.hashedPassword != null || u.hashedPasswordFile != null || u.password != null
+      || u.initialPassword != null || u.initialHashedPassword != null;
+    authorizedKeys = lib.length u.openssh.authorizedKeys.keys + lib.length u.openssh.authorizedKeys.keyFiles;
+  };
+
+  # Upstream option values, by dotted path. Each is read from `config` as is (or summarised).
+  projectedOptions = config: {
+    "networking.firewall.enable" = config.networking.firewall.enable;
+    "networking.firewall.backend" = config.networking.firewall.backend;
+    "networking.firewall.allowedTCPPorts" = config.networking.firewall.allowedTCPPorts;
+    "networking.firewall.allowedUDPPorts" = config.networking.firewall.allowedUDPPorts;
+    "networking.firewall.interfaces" = config.networking.firewall.interfaces;
+    "networking.firewall.trustedInterfaces" = config.networking.firewall.trustedInterfaces;
+    "networking.firewall.logRefusedConnections" = config.networking.firewall.logRefusedConnections;
+    "networking.firewall.extraCommands" = config.networking.firewall.extraCommands;
+    "networking.nftables.enable" = config.networking.nftables.enable;
+    "networking.nftables.tables" = mapAttrs (_: t: { inherit (t) enable family; }) config.networking.nftables.tables;
+    "networking.wireguard.interfaces" = lib.attrNames config.networking.wireguard.interfaces;
+    "networking.wg-quick.interfaces" = lib.attrNames config.networking.wg-quick.interfaces;
+    "services.tailscale.enable" = config.services.tailscale.enable;
+    "services.tailscale.interfaceName" = config.services.tailscale.interfaceName;
+    "services.openssh.enable" = config.services.openssh.enable;
+    "services.openssh.openFirewall" = config.services.openssh.openFirewall;
+    "services.openssh.ports" = config.services.openssh.ports;
+    "services.openssh.allowSFTP" = config.services.openssh.allowSFTP;
+    "services.openssh.authorizedKeysInHomedir" = config.services.openssh.authorizedKeysInHomedir;
+    "services.openssh.hostKeys" = config.services.openssh.hostKeys;
+    "services.openssh.settings" = config.services.openssh.settings;
+    "services.openssh.extraConfig" = config.services.openssh.extraConfig;
+    "nix.enable" = config.nix.enable;
+    "nix.channel.enable" = config.nix.channel.enable;
+    "nix.settings" = config.nix.settings;
+    "fileSystems" = filterAttrs (_: fs: fs.enable) config.fileSystems;
+    "boot.specialFileSystems" = config.boot.specialFileSystems;
+    "boot.tmp.useTmpfs" = config.boot.tmp.useTmpfs;
+    "boot.kernelParams" = config.boot.kernelParams;
+    "environment.persistence" = config.environment.persistence or { };
+    "security.audit.enable" = config.security.audit.enable;
+    "security.audit.rules" = config.security.audit.rules;
+    "security.audit.backlogLimit" = config.security.audit.backlogLimit;
+    "security.auditd.enable" = config.security.auditd.enable;
+    "security.auditd.plugins.syslog.active" = config.security.auditd.plugins.syslog.active;
+    "security.sudo.enable" = config.security.sudo.enable;
+    "security.sudo.execWheelOnly" = config.security.sudo.execWheelOnly;
+    "security.sudo.wheelNeedsPassword" = config.security.sudo.wheelNeedsPassword;
+    "security.sudo-rs.enable" = config.security.sudo-rs.enable;
+    "environment.defaultPackages" = config.environment.defaultPackages;
+    "environment.systemPackages" = config.environment.systemPackages;
+    "environment.stub-ld.enable" = config.environment.stub-ld.enable;
+    "programs.nano.enable" = config.programs.nano.enable;
+    "services.clamav.daemon.enable" = config.services.clamav.daemon.enable;
+    "services.clamav.updater.enable" = config.services.clamav.updater.enable;
+    "services.clamav.scanner.enable" = config.services.clamav.scanner.enable;
+    "services.journald.storage" = config.services.journald.storage;
+    "services.journald.upload.enable" = config.services.journald.upload.enable;
+    "services.journald.upload.settings" = config.services.journald.upload.settings;
+    "users.mutableUsers" = config.users.mutableUsers;
+    "users.users" = mapAttrs (_: userSummary) (filterAttrs (_: u: u.enable) config.users.users);
+    "users.groups" = lib.attrNames config.users.groups;
+    "systemd.services" = mapAttrs (_: s: { inherit (s) enable serviceConfig restartIfChanged; })
+      (lib.getAttrs (lib.filter (n: config.systemd.services ? ${n}) (interestingServices config)) config.systemd.services);
+  };
+
+  mountsOf = config:
+    let
+      entry = origin: fs: { inherit origin; inherit (fs) mountPoint fsType options; device = fs.device; neededForBoot = fs.neededForBoot or false; };
+      unit = origin: m: {
+        inherit origin;
+        mountPoint = if origin == "initrd" then lib.removePrefix "/sysroot" m.where else m.where;
+        device = if origin == "initrd" then lib.removePrefix "/sysroot" m.what else m.what;
+        fsType = if m.type == "" then "none" else m.type;
+        options = lib.filter (o: o != "") (lib.splitString "," m.options ++ lib.splitString "," (m.mountConfig.Options or ""));
+        neededForBoot = origin == "initrd";
+      };
+    in
+    map (entry "fileSystems") (lib.filter (fs: fs.enable) (lib.attrValues config.fileSystems))
+    ++ map (entry "special") (lib.attrValues config.boot.specialFileSystems)
+    ++ map (unit "systemd.mounts") (lib.filter (m: m.enable or true) config.systemd.mounts)
+    ++ map (unit "initrd") (lib.filter (m: m.enable or true) config.boot.initrd.systemd.mounts);
+
+  persistedFiles = config:
+    lib.concatLists (mapAttrsToList (_: p: map (f: { inherit (f) filePath persistentStoragePath; }) (if p.enable then p.files else [ ]))
+      (config.environment.persistence or { }));
+
+  nftablesText = config:
+    let n = config.networking.nftables; in
+    if !n.enable then null
+    else n.ruleset + lib.concatStrings (mapAttrsToList (name: t: "table ${t.family} ${name} {\n${t.content}\n}\n") (filterAttrs (_: t: t.enable) n.tables));
+
+  unitTexts = config:
+    lib.listToAttrs (map (n: lib.nameValuePair "${n}.service" config.systemd.units."${n}.service".text)
+      (lib.filter (n: config.systemd.units ? "${n}.service") (interestingServices config)));
+
+  flattenKnobs =
+    prefix: attrs:
+    lib.concatMapAttrs (k: v:
+      let name = if prefix == "" then k else "${prefix}.${k}"; in
+      if builtins.isAttrs v && !(lib.isDerivation v) then flattenKnobs name v else { ${name} = sanitize v; })
+      attrs;
+in
+{
+  inherit sanitize;
+
+  project =
+    { config, backend }:
+    let
+      failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+      c = config;
+    in
+    {
+      schema = 1;
+      inherit backend;
+      host = c.networking.hostName;
+      paranoidImported = c ? paranoid;
+      knobs = if c ? paranoid then flattenKnobs "" c.paranoid else { };
+      options = mapAttrs (_: v: guarded (sanitize v)) (projectedOptions c);
+      rendered = mapAttrs (_: guarded) {
+        sshd_config = if c.services.openssh.enable then render.sshdConfig c.services.openssh else null;
+        nix_conf = if c.nix.enable then render.nixConf c.nix else null;
+        fstab = lib.concatMapStrings (fs: render.fstabLine fs + "\n") (lib.sort (a: b: a.mountPoint < b.mountPoint) (lib.filter (fs: fs.enable) (lib.attrValues c.fileSystems)));
+        nftables = nftablesText c;
+        audit_rules = if c.security.audit.enable != false then render.auditRules c.security.audit else null;
+        journal_upload = if c.services.journald.upload.enable then render.systemdIni c.services.journald.upload.settings else null;
+        units = unitTexts c;
+      };
+      mounts = guarded (sanitize (mountsOf c));
+      persistedFiles = guarded (persistedFiles c);
+      assertions = failed;
+      warnings = c.warnings;
+    };
+}
