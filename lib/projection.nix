@@ -34,7 +34,15 @@ let
     authorizedKeys = lib.length u.openssh.authorizedKeys.keys + lib.length u.openssh.authorizedKeys.keyFiles;
   };
 
-  # Upstream option values, by dotted path. Each is read from `config` as is (or summarised).
+  # impermanence's entries carry internal bookkeeping; keep what describes the mount.
+  persistenceSummary = persistence: mapAttrs (_: p: {
+    inherit (p) enable persistentStoragePath hideMounts;
+    directories = map (d: { inherit (d) directory dirPath persistentStoragePath user group mode; }) p.directories;
+    files = map (f: { inherit (f) file filePath persistentStoragePath method; }) p.files;
+  }) persistence;
+
+  # Upstream option values, by dotted path. Values are JSON-safe as read, except where
+  # packages can appear (sanitize) or a required option may be undefined (guarded).
   projectedOptions = config: {
     "networking.firewall.enable" = config.networking.firewall.enable;
     "networking.firewall.backend" = config.networking.firewall.backend;
@@ -55,17 +63,16 @@ let
     "services.openssh.ports" = config.services.openssh.ports;
     "services.openssh.allowSFTP" = config.services.openssh.allowSFTP;
     "services.openssh.authorizedKeysInHomedir" = config.services.openssh.authorizedKeysInHomedir;
-    "services.openssh.hostKeys" = config.services.openssh.hostKeys;
-    "services.openssh.settings" = config.services.openssh.settings;
+    "services.openssh.hostKeys" = sanitize config.services.openssh.hostKeys;
+    "services.openssh.settings" = sanitize config.services.openssh.settings;
     "services.openssh.extraConfig" = config.services.openssh.extraConfig;
     "nix.enable" = config.nix.enable;
     "nix.channel.enable" = config.nix.channel.enable;
-    "nix.settings" = config.nix.settings;
-    "fileSystems" = filterAttrs (_: fs: fs.enable) config.fileSystems;
-    "boot.specialFileSystems" = config.boot.specialFileSystems;
+    "nix.settings" = sanitize config.nix.settings;
+    "fileSystems" = mapAttrs (_: fs: { inherit (fs) mountPoint device fsType options neededForBoot; }) (filterAttrs (_: fs: fs.enable) config.fileSystems);
     "boot.tmp.useTmpfs" = config.boot.tmp.useTmpfs;
     "boot.kernelParams" = config.boot.kernelParams;
-    "environment.persistence" = config.environment.persistence or { };
+    "environment.persistence" = persistenceSummary (config.environment.persistence or { });
     "security.audit.enable" = config.security.audit.enable;
     "security.audit.rules" = config.security.audit.rules;
     "security.audit.backlogLimit" = config.security.audit.backlogLimit;
@@ -75,8 +82,8 @@ let
     "security.sudo.execWheelOnly" = config.security.sudo.execWheelOnly;
     "security.sudo.wheelNeedsPassword" = config.security.sudo.wheelNeedsPassword;
     "security.sudo-rs.enable" = config.security.sudo-rs.enable;
-    "environment.defaultPackages" = config.environment.defaultPackages;
-    "environment.systemPackages" = config.environment.systemPackages;
+    "environment.defaultPackages" = sanitize config.environment.defaultPackages;
+    "environment.systemPackages" = sanitize config.environment.systemPackages;
     "environment.stub-ld.enable" = config.environment.stub-ld.enable;
     "programs.nano.enable" = config.programs.nano.enable;
     "services.clamav.daemon.enable" = config.services.clamav.daemon.enable;
@@ -84,11 +91,11 @@ let
     "services.clamav.scanner.enable" = config.services.clamav.scanner.enable;
     "services.journald.storage" = config.services.journald.storage;
     "services.journald.upload.enable" = config.services.journald.upload.enable;
-    "services.journald.upload.settings" = config.services.journald.upload.settings;
+    "services.journald.upload.settings" = guarded config.services.journald.upload.settings;
     "users.mutableUsers" = config.users.mutableUsers;
     "users.users" = mapAttrs (_: userSummary) (filterAttrs (_: u: u.enable) config.users.users);
     "users.groups" = lib.attrNames config.users.groups;
-    "systemd.services" = mapAttrs (_: s: { inherit (s) enable serviceConfig restartIfChanged; })
+    "systemd.services" = mapAttrs (_: s: { inherit (s) enable restartIfChanged; serviceConfig = sanitize s.serviceConfig; })
       (lib.getAttrs (lib.filter (n: config.systemd.services ? ${n}) (interestingServices config)) config.systemd.services);
   };
 
@@ -144,18 +151,18 @@ in
       host = c.networking.hostName;
       paranoidImported = c ? paranoid;
       knobs = if c ? paranoid then flattenKnobs "" c.paranoid else { };
-      options = mapAttrs (_: v: guarded (sanitize v)) (projectedOptions c);
-      rendered = mapAttrs (_: guarded) {
+      options = projectedOptions c;
+      rendered = {
         sshd_config = if c.services.openssh.enable then render.sshdConfig c.services.openssh else null;
         nix_conf = if c.nix.enable then render.nixConf c.nix else null;
         fstab = lib.concatMapStrings (fs: render.fstabLine fs + "\n") (lib.sort (a: b: a.mountPoint < b.mountPoint) (lib.filter (fs: fs.enable) (lib.attrValues c.fileSystems)));
         nftables = nftablesText c;
         audit_rules = if c.security.audit.enable != false then render.auditRules c.security.audit else null;
-        journal_upload = if c.services.journald.upload.enable then render.systemdIni c.services.journald.upload.settings else null;
+        journal_upload = if c.services.journald.upload.enable then guarded (render.systemdIni c.services.journald.upload.settings) else null;
         units = unitTexts c;
       };
-      mounts = guarded (sanitize (mountsOf c));
-      persistedFiles = guarded (persistedFiles c);
+      mounts = mountsOf c;
+      persistedFiles = persistedFiles c;
       assertions = failed;
       warnings = c.warnings;
     };
