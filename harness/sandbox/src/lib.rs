@@ -1,0 +1,1 @@
+//! Sandbox tier: checks a rendered configuration with the real programs. See issue 4.
