@@ -1,0 +1,20 @@
+//! The checks. Each takes the run context and one permutation and returns its results; none
+//! prints anything.
+
+pub mod ssh;
+pub mod sshd_config;
+
+use crate::model::{CheckId, CheckResult, SkipKind};
+use std::time::Instant;
+
+pub fn elapsed_ms(started: Instant) -> u64 {
+    started.elapsed().as_millis() as u64
+}
+
+/// Skipped results for `checks` when not running as root, saying what needs root and why.
+pub fn needs_root(checks: &[CheckId], why: &str) -> Option<Vec<CheckResult>> {
+    if crate::sys::is_root() {
+        return None;
+    }
+    Some(checks.iter().map(|c| CheckResult::skipped(*c, SkipKind::Environment, format!("needs root: {why}"))).collect())
+}
