@@ -72,8 +72,8 @@ impl Tools {
             ("auditctl", "audit", &["-v"][..]),
         ] {
             if let Some(p) = t.get(tool) {
-                if let Some(l) = probe(p, args).lines().next() {
-                    t.versions.insert(key.into(), l.trim().to_string());
+                if let Some(v) = probe(p, args).lines().next().and_then(version_in) {
+                    t.versions.insert(key.into(), v);
                 }
             }
         }
@@ -92,8 +92,17 @@ impl Tools {
     }
     /// The systemd major version (252 on Debian 12).
     pub fn systemd_major(&self) -> Option<u32> {
-        self.versions.get("systemd")?.split_whitespace().nth(1)?.parse().ok()
+        self.versions.get("systemd")?.split(['.', '-']).next()?.parse().ok()
     }
+}
+
+/// The first version-looking token of a `--version` line: "nix (Nix) 2.8.0" → "2.8.0",
+/// "systemd 252 (252.38-1~deb12u1)" → "252.38-1~deb12u1", "nftables v1.0.6 (...)" → "1.0.6".
+pub fn version_in(line: &str) -> Option<String> {
+    line.split_whitespace()
+        .map(|w| w.trim_matches(|c| c == '(' || c == ')' || c == ',').trim_start_matches('v'))
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()) && w.contains('.'))
+        .map(str::to_string)
 }
 
 /// A throwaway account.

@@ -178,6 +178,10 @@ fn task_checks(kind: TaskKind, opts: &Options) -> Vec<CheckId> {
 fn run_task(ctx: &Ctx, shared: &SshShared, p: &Permutation, kind: TaskKind, opts: &Options) -> Vec<CheckResult> {
     match kind {
         TaskKind::Ssh => checks::ssh::run(ctx, shared, p, opts.checks.contains(&CheckId::Sshd), opts.checks.contains(&CheckId::SshAudit)),
+        TaskKind::Single(CheckId::NixDaemon) => vec![checks::nix_daemon::run(ctx, p)],
+        TaskKind::Single(CheckId::Mounts) => vec![checks::mounts::run(ctx, p)],
+        TaskKind::Single(CheckId::Firewall) => vec![checks::firewall::run(ctx, p)],
+        TaskKind::Single(CheckId::Units) => vec![checks::units::run(ctx, p)],
         TaskKind::Single(c) => vec![CheckResult::skipped(c, model::SkipKind::Unsupported, "not built yet")],
     }
 }

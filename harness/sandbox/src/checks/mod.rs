@@ -1,8 +1,12 @@
 //! The checks. Each takes the run context and one permutation and returns its results; none
 //! prints anything.
 
+pub mod firewall;
+pub mod mounts;
+pub mod nix_daemon;
 pub mod ssh;
 pub mod sshd_config;
+pub mod units;
 
 use crate::model::{CheckId, CheckResult, SkipKind};
 use std::time::Instant;
