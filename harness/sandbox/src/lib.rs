@@ -182,6 +182,9 @@ fn run_task(ctx: &Ctx, shared: &SshShared, p: &Permutation, kind: TaskKind, opts
         TaskKind::Single(CheckId::Mounts) => vec![checks::mounts::run(ctx, p)],
         TaskKind::Single(CheckId::Firewall) => vec![checks::firewall::run(ctx, p)],
         TaskKind::Single(CheckId::Units) => vec![checks::units::run(ctx, p)],
-        TaskKind::Single(c) => vec![CheckResult::skipped(c, model::SkipKind::Unsupported, "not built yet")],
+        TaskKind::Single(CheckId::Auditd) => vec![checks::auditd::run(ctx, p)],
+        TaskKind::Single(c @ (CheckId::Sshd | CheckId::SshAudit)) => {
+            checks::ssh::run(ctx, shared, p, c == CheckId::Sshd, c == CheckId::SshAudit)
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The checks. Each takes the run context and one permutation and returns its results; none
 //! prints anything.
 
+pub mod auditd;
 pub mod firewall;
 pub mod mounts;
 pub mod nix_daemon;
