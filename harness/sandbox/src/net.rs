@@ -23,8 +23,10 @@ pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> io::Result<T> + Send) -> 
 /// What a TCP connection attempt found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reach {
-    /// Connected; the first bytes the peer sent (maybe empty).
+    /// Connected; the first bytes the peer sent (empty: it closed without sending).
     Open(String),
+    /// Connected, but nothing arrived (and no close) within the read time.
+    Silent,
     /// No answer within the timeout: dropped by a filter.
     TimedOut,
     /// An error came back (RST, ICMP unreachable / admin-prohibited...).
@@ -34,8 +36,9 @@ pub enum Reach {
 impl Reach {
     pub fn describe(&self) -> String {
         match self {
-            Reach::Open(b) if b.is_empty() => "connected".into(),
+            Reach::Open(b) if b.is_empty() => "connected, then closed by the peer without data".into(),
             Reach::Open(b) => format!("connected, peer sent {:?}", b.trim()),
+            Reach::Silent => "connected, but the peer sent nothing yet".into(),
             Reach::TimedOut => "no answer (timed out): dropped".into(),
             Reach::Refused(e) => format!("refused: {e}"),
         }
@@ -49,8 +52,12 @@ pub fn tcp_probe(ns: &str, addr: SocketAddr, timeout: Duration, read_for: Durati
             Ok(mut s) => {
                 s.set_read_timeout(Some(read_for))?;
                 let mut buf = [0u8; 128];
-                let n = s.read(&mut buf).unwrap_or(0);
-                Reach::Open(String::from_utf8_lossy(&buf[..n]).into_owned())
+                match s.read(&mut buf) {
+                    Ok(n) => Reach::Open(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => Reach::Silent,
+                    // A reset after connecting: the peer hung up.
+                    Err(_) => Reach::Open(String::new()),
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => Reach::TimedOut,
             Err(e) => Reach::Refused(e.to_string()),
@@ -62,7 +69,7 @@ pub fn tcp_probe(ns: &str, addr: SocketAddr, timeout: Duration, read_for: Durati
 pub fn wait_listening(ns: &str, addr: SocketAddr, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        if let Ok(Reach::Open(_)) = tcp_probe(ns, addr, Duration::from_millis(200), Duration::from_millis(1)) {
+        if let Ok(Reach::Open(_) | Reach::Silent) = tcp_probe(ns, addr, Duration::from_millis(200), Duration::from_millis(1)) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(10));

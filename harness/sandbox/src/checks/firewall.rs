@@ -231,12 +231,10 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
         u.set_read_timeout(Some(DROP_WAIT)).map_err(|e| e.to_string())?;
         udp.push((e.side, e.port, u));
     }
-    let egress_listeners: Vec<TcpListener> = if egress_targets.is_empty() {
-        vec![]
-    } else {
-        // One dual-stack socket answers both families.
-        vec![net::tcp_listen(c, "[::]:443".parse().unwrap()).map_err(|e| format!("listen on [::]:443 in {c}: {e}"))?]
-    };
+    // On the client side, one dual-stack listener: the target of the link controls below and of
+    // the egress probes (the blocked ranges are routed there).
+    let egress_listeners: Vec<TcpListener> =
+        vec![net::tcp_listen(c, "[::]:443".parse().unwrap()).map_err(|e| format!("listen on [::]:443 in {c}: {e}"))?];
 
     let results = std::thread::scope(|sc| {
         // Accept loops answer with a banner naming the port.
@@ -253,6 +251,31 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
                     }
                 }
             });
+        }
+        // Link controls: the server reaches the client over each link (its replies are
+        // "established", which every ruleset admits). Until this works, a timeout proves
+        // nothing about the filter.
+        let mut links = vec![(format!("public link ({SRV_PUB} → {CLI_PUB}:443)"), CLI_PUB)];
+        if let Some(v) = &vpn_if {
+            links.push((format!("VPN link {v} ({SRV_VPN} → {CLI_VPN}:443)"), CLI_VPN));
+        }
+        let mut link_results = vec![];
+        for (what, addr) in links {
+            let target = SocketAddr::new(addr.parse().unwrap(), 443);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut last;
+            loop {
+                last = net::tcp_probe(s, target, Duration::from_millis(500), Duration::from_millis(500));
+                if matches!(last, Ok(Reach::Open(_))) || Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            link_results.push((what, last));
+        }
+        if link_results.iter().any(|(_, r)| !matches!(r, Ok(Reach::Open(_)))) {
+            stop.store(true, Ordering::SeqCst);
+            return (link_results, vec![], vec![]);
         }
         let mut handles = vec![];
         for e in &exps {
@@ -271,9 +294,17 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
         let r: Vec<(Expect, String, bool)> = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!("probe thread panicked"))).collect();
         let e: Vec<_> = eg.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!("egress probe thread panicked"))).collect();
         stop.store(true, Ordering::SeqCst);
-        (r, e)
+        (link_results, r, e)
     });
-    let (probes, egress) = results;
+    let (links, probes, egress) = results;
+    for (what, r) in &links {
+        rec.step(
+            format!("control: the {what} carries packets (so a timeout below means a drop)"),
+            format!("ip netns exec {s} <connect, retried up to 5 s>"),
+            r.as_ref().map(|x| x.describe()).unwrap_or_else(|e| e.to_string()),
+            matches!(r, Ok(Reach::Open(_))),
+        );
+    }
     for (e, outcome, ok) in probes {
         let (from, to) = match e.side {
             Side::Public => (format!("public side ({CLI_PUB})"), SRV_PUB),
@@ -320,7 +351,9 @@ fn probe(cli: &str, e: &Expect, udp: &[(Side, u16, UdpSocket)]) -> (Expect, Stri
     };
     match e.proto {
         Proto::Tcp => {
-            let r = net::tcp_probe(cli, SocketAddr::new(to, e.port), DROP_WAIT, Duration::from_millis(500));
+            // A port expected open gets time for one SYN retransmission (1 s) on a busy machine.
+            let wait = if e.open { Duration::from_secs(3) } else { DROP_WAIT };
+            let r = net::tcp_probe(cli, SocketAddr::new(to, e.port), wait, Duration::from_secs(2));
             let (open, text) = match &r {
                 Ok(Reach::Open(b)) => (b.contains("PZS-LISTENER"), Reach::Open(b.clone()).describe()),
                 Ok(other) => (false, other.describe()),
@@ -332,24 +365,29 @@ fn probe(cli: &str, e: &Expect, udp: &[(Side, u16, UdpSocket)]) -> (Expect, Stri
         }
         Proto::Udp => {
             let token = format!("pzs-{}-{}", e.port, crate::context::random_hex(8));
-            let sent = net::in_netns(cli, || {
-                let u = UdpSocket::bind("0.0.0.0:0")?;
-                u.send_to(token.as_bytes(), SocketAddr::new(to, e.port))
-            });
             let Some((_, _, sock)) = udp.iter().find(|(s, p, _)| *s == e.side && *p == e.port) else {
                 return (e.clone(), "no listener".into(), false);
             };
+            let client = net::in_netns(cli, || UdpSocket::bind("0.0.0.0:0"));
             let mut got = false;
-            let deadline = Instant::now() + DROP_WAIT;
-            let mut buf = [0u8; 128];
-            while Instant::now() < deadline {
-                match sock.recv_from(&mut buf) {
-                    Ok((n, _)) if String::from_utf8_lossy(&buf[..n]) == token => {
-                        got = true;
-                        break;
+            let mut sent = Ok(0);
+            // A datagram can be lost on a busy machine: an open port gets three tries.
+            for _ in 0..(if e.open { 3 } else { 1 }) {
+                sent = client.as_ref().map_err(|e| std::io::Error::new(e.kind(), e.to_string())).and_then(|u| u.send_to(token.as_bytes(), SocketAddr::new(to, e.port)));
+                let deadline = Instant::now() + DROP_WAIT;
+                let mut buf = [0u8; 128];
+                while Instant::now() < deadline {
+                    match sock.recv_from(&mut buf) {
+                        Ok((n, _)) if String::from_utf8_lossy(&buf[..n]) == token => {
+                            got = true;
+                            break;
+                        }
+                        Ok(_) => continue,
+                        Err(_) => break,
                     }
-                    Ok(_) => continue,
-                    Err(_) => break,
+                }
+                if got {
+                    break;
                 }
             }
             let text = match (&sent, got) {

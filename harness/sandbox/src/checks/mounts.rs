@@ -397,7 +397,15 @@ fn run_ok(ctx: &Ctx, c: &Cmd) -> Result<(), String> {
 
 /// Execute `bin` (spawned from this thread, so inside the private namespace) and judge.
 fn probe_exec(rec: &mut Recorder, bin: &Path, what: &str, shown: &str, want_denied: Option<bool>, model_denied: bool) {
-    let r = std::process::Command::new(bin).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status();
+    // ETXTBSY: another thread's fork can briefly hold the just-written file open; retry.
+    let mut r = Err(std::io::Error::from_raw_os_error(26));
+    for _ in 0..50 {
+        r = std::process::Command::new(bin).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status();
+        match &r {
+            Err(e) if e.raw_os_error() == Some(26) => std::thread::sleep(Duration::from_millis(10)),
+            _ => break,
+        }
+    }
     let (denied, out) = match r {
         Ok(st) => (Some(false), format!("executed ({st})")),
         Err(e) if e.raw_os_error() == Some(13) => (Some(true), "execve: EACCES (Permission denied)".to_string()),

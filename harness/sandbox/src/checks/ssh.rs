@@ -216,6 +216,17 @@ impl Client<'_> {
         ])
     }
 
+    /// Listening ports for -L / -R: below the ephemeral range (32768-60999), so no outgoing
+    /// connection in the namespace can hold them, and never the server's own port.
+    fn forward_port(&self, n: u16) -> u16 {
+        let p = 20022 + n;
+        if p == self.port {
+            p + 10
+        } else {
+            p
+        }
+    }
+
     fn with_key(&self, c: Cmd) -> Cmd {
         c.args(["-o", "BatchMode=yes", "-o", "IdentityAgent=none", "-o", "PreferredAuthentications=publickey", "-i"])
             .arg(self.prep.key.to_string_lossy())
@@ -281,7 +292,7 @@ impl Client<'_> {
         let c = self
             .with_key(self.base("ssh"))
             .args(["-o", "ExitOnForwardFailure=yes", "-R"])
-            .arg(format!("127.0.0.1:40023:127.0.0.1:{}", self.port))
+            .arg(format!("127.0.0.1:{}:127.0.0.1:{}", self.forward_port(1), self.port))
             .arg(format!("{user}@127.0.0.1"))
             .arg("echo R_FORWARD_OK");
         Self::probe("forward -R", &c, self.exec(&c), "R_FORWARD_OK", &["remote port forwarding failed", "administratively prohibited"])
@@ -293,21 +304,22 @@ impl Client<'_> {
         let c = self
             .with_key(self.base("ssh"))
             .args(["-o", "ExitOnForwardFailure=yes", "-L"])
-            .arg(format!("127.0.0.1:40022:127.0.0.1:{}", self.port))
+            .arg(format!("127.0.0.1:{}:127.0.0.1:{}", self.forward_port(0), self.port))
             .arg(format!("{user}@127.0.0.1"))
-            .arg("sleep 5");
+            .arg("sleep 10");
         let command = c.display();
         let log = self.prep.scratch.path(&format!("ssh-L-{}.log", crate::context::random_hex(6)));
         let mut d = match Daemon::start(&c, self.ctx.run_id(), &log) {
             Ok(d) => d,
             Err(e) => return Probe { name: "forward -L", command, allowed: None, decisive: e.to_string(), methods: None },
         };
-        let addr: SocketAddr = "127.0.0.1:40022".parse().unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.forward_port(0)));
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut reach = None;
         while Instant::now() < deadline && d.alive() {
-            match net::tcp_probe(self.ns, addr, Duration::from_millis(300), Duration::from_millis(1500)) {
-                Ok(r @ Reach::Open(_)) => {
+            // The forwarded banner comes from a freshly forked sshd: give it time on a busy machine.
+            match net::tcp_probe(self.ns, addr, Duration::from_millis(300), Duration::from_secs(5)) {
+                Ok(r @ (Reach::Open(_) | Reach::Silent)) => {
                     reach = Some(r);
                     break;
                 }
@@ -323,6 +335,13 @@ impl Client<'_> {
             Some(Reach::Open(b)) if b.contains("SSH-2.0-") => {
                 Probe { name: "forward -L", command, allowed: Some(true), decisive: format!("forwarded connection got {:?}", b.trim()), methods: None }
             }
+            Some(Reach::Silent) => Probe {
+                name: "forward -L",
+                command,
+                allowed: None,
+                decisive: "the forwarded connection stayed silent for 5 s (neither refused nor forwarded)".into(),
+                methods: None,
+            },
             Some(Reach::Open(_)) => Probe {
                 name: "forward -L",
                 command,
