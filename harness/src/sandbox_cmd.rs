@@ -75,6 +75,10 @@ pub struct SandboxArgs {
     /// Seconds one nix evaluation may take.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+    /// Only remove what killed runs left behind (their journals name every user, namespace,
+    /// rule and directory; their processes carry the run id), then exit.
+    #[arg(long)]
+    pub sweep: bool,
     /// Human format: print every piece of evidence, not only failures.
     #[arg(long, short)]
     pub verbose: bool,
@@ -86,7 +90,27 @@ extern "C" fn on_sigint(_: std::os::raw::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
+fn state_dir(args: &SandboxArgs) -> PathBuf {
+    args.state_dir
+        .clone()
+        .or_else(|| std::env::var_os("PARANOID_SANDBOX_STATE_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(paranoid_sandbox::cleanup::DEFAULT_STATE_DIR))
+}
+
 pub fn run(args: SandboxArgs) -> Result<u8> {
+    if args.sweep {
+        if !paranoid_sandbox::sys::is_root() {
+            return Err(Error::Environment("--sweep needs root: it removes users, network namespaces and processes".into()));
+        }
+        let swept = paranoid_sandbox::cleanup::sweep(&state_dir(&args), &paranoid_sandbox::Cancel::new());
+        for l in &swept {
+            println!("{l}");
+        }
+        if swept.is_empty() {
+            println!("nothing left behind by killed runs in {}", state_dir(&args).display());
+        }
+        return Ok(if swept.iter().any(|l| l.contains("could not")) { exit::FAILED } else { exit::OK });
+    }
     let checks = parse_checks(&args)?;
     if args.jobs == Some(0) {
         return Err(Error::Usage("--jobs must be at least 1".into()));
@@ -126,11 +150,7 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
     let opts = Options {
         jobs,
         checks,
-        state_dir: args
-            .state_dir
-            .clone()
-            .or_else(|| std::env::var_os("PARANOID_SANDBOX_STATE_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(paranoid_sandbox::cleanup::DEFAULT_STATE_DIR)),
+        state_dir: state_dir(&args),
         cancel,
     };
     let progress = args.format == Format::Human && std::io::stderr().is_terminal();

@@ -204,6 +204,7 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
         }
     }
 
+    super::test_panic_hook(CheckId::Firewall);
     // Load for real.
     let load = ctx.tool("nft").in_netns(s).arg("-f").arg(file.to_string_lossy());
     let o = ctx.run(&load, Duration::from_secs(10)).map_err(|e| e.to_string())?;

@@ -23,3 +23,11 @@ pub fn needs_root(checks: &[CheckId], why: &str) -> Option<Vec<CheckResult>> {
     }
     Some(checks.iter().map(|c| CheckResult::skipped(*c, SkipKind::Environment, format!("needs root: {why}"))).collect())
 }
+
+/// Test hook: with PARANOID_SANDBOX_TEST_PANIC=<check>, that check panics right after it has
+/// created its namespaces, users and daemons, so tests can prove cleanup on panic.
+pub fn test_panic_hook(check: CheckId) {
+    if std::env::var("PARANOID_SANDBOX_TEST_PANIC").as_deref() == Ok(check.name()) {
+        panic!("PARANOID_SANDBOX_TEST_PANIC={} (test hook)", check.name());
+    }
+}

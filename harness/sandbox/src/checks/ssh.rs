@@ -662,6 +662,7 @@ fn run_inner(
 
     let server = start_server(ctx, &prep, "sshd.log")?;
     rec.note(format!("sshd listening on 127.0.0.1:{} in network namespace {} (pid {})", server.port, server.ns.name, server.daemon.pid()));
+    super::test_panic_hook(CheckId::Sshd);
 
     if wanted.contains(&CheckId::SshAudit) {
         audit_server(ctx, p, &server, audit)?;
