@@ -133,6 +133,9 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
     let eval_ms = started.elapsed().as_millis();
     let (runnable, blocked): (Vec<Permutation>, Vec<Permutation>) =
         perms.into_iter().partition(|p| args.ignore_assertions || p.assertions().is_empty());
+    // A configuration the user named that would not build is an error (exit 6, as `eval`);
+    // matrix rows that must be refused (constraints) are expected to fail their assertions.
+    let named_blocked = blocked.iter().any(|p| !p.source.starts_with("matrix "));
 
     let cancel = paranoid_sandbox::Cancel::from_flag(Arc::new(AtomicBool::new(false)));
     paranoid_sandbox::sys::on_sigint(on_sigint);
@@ -189,7 +192,12 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
             println!("(evaluation: {:.1} s)", eval_ms as f64 / 1000.0);
         }
     }
-    Ok(exit_code(&report, args.allow_skips))
+    let code = exit_code(&report, args.allow_skips);
+    if code == exit::OK && named_blocked {
+        eprintln!("paranoid-harness: the configuration fails NixOS assertions (listed above), so it would not build; nothing was sandboxed");
+        return Ok(exit::ASSERTIONS);
+    }
+    Ok(code)
 }
 
 /// 130 interrupted; 1 any failure; 3/7 a skip (tool missing / environment) unless allowed; 0.

@@ -155,6 +155,9 @@ pub fn run(perms: &[Permutation], opts: &Options, on_done: &(dyn Fn(&Permutation
     let tools = ctx.tools.versions.clone();
     let run_id = ctx.run_id().to_string();
     drop(ctx); // every guard runs here: users, namespaces, the work directory
+    if !sys::is_root() {
+        let _ = std::fs::remove_dir_all(&state_dir);
+    }
     Ok(RunReport {
         schema: 1,
         run_id,
