@@ -280,7 +280,9 @@ impl Client<'_> {
 
     fn key_login(&self, name: &'static str, user: &str) -> Probe {
         let c = self.with_key(self.base("ssh")).arg(format!("{user}@127.0.0.1")).arg("echo LOGIN_OK user=$(id -un)");
-        Self::probe(name, &c, self.exec(&c), &format!("LOGIN_OK user={user}"), &["Permission denied"])
+        // A refused root login (PermitRootLogin no / forced-commands-only) may also end with
+        // sshd closing the connection after the key was accepted.
+        Self::probe(name, &c, self.exec(&c), &format!("LOGIN_OK user={user}"), &["Permission denied", "Connection closed", "closed by remote host", "Broken pipe", "Connection reset"])
     }
 
     fn stdio_forward(&self, user: &str) -> Probe {
@@ -376,6 +378,17 @@ impl Client<'_> {
             std::thread::sleep(Duration::from_millis(5));
         }
         let add = self.ctx.tool("ssh-add").env("SSH_AUTH_SOCK", sock.to_string_lossy()).arg(self.prep.key.to_string_lossy());
+        // The socket file appears at bind(), a moment before the agent listens.
+        let mut added = self.ctx.run(&add, PROBE_TIMEOUT);
+        for _ in 0..50 {
+            match &added {
+                Ok(o) if !o.ok() && o.all().contains("Connection refused") => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    added = self.ctx.run(&add, PROBE_TIMEOUT);
+                }
+                _ => break,
+            }
+        }
         let c = self
             .base("ssh")
             .args(["-A", "-o", "ForwardAgent=yes", "-o", "BatchMode=yes", "-o", "PreferredAuthentications=publickey"])
@@ -386,7 +399,7 @@ impl Client<'_> {
             .arg(format!("{user}@127.0.0.1"))
             .arg("echo SOCK=${SSH_AUTH_SOCK:-unset}");
         command_base = c.display();
-        let probe = match self.ctx.run(&add, PROBE_TIMEOUT) {
+        let probe = match added {
             Ok(o) if o.ok() => {
                 let o = self.exec(&c);
                 match &o {
