@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
     let id = CheckId::Units;
     let units = p.units();
     if units.is_empty() {
-        return CheckResult::not_applicable(id, "no units rendered");
+        return CheckResult::not_applicable(id, "no service has a paranoid sandbox preset (paranoid.services is empty): no unit to score");
     }
     if let Some(t) = ctx.tools.missing(&["systemd-analyze"]) {
         return CheckResult::skipped(id, SkipKind::MissingTool, format!("{t} not installed (apt-get install {})", package_of(&t)));
