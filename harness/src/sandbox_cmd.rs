@@ -320,7 +320,7 @@ fn evaluate(flake: &Path, items: Vec<Item>, timeout: Duration) -> Result<Vec<Per
             Some(p) => out.push(Permutation { id: it.id.clone(), source: it.source.clone(), projection: p.clone() }),
             None => {
                 // Nix's own message: evaluate alone without tryEval.
-                let e = eval_batch(flake, &[it.json.clone()], false, timeout);
+                let e = eval_batch(flake, std::slice::from_ref(&it.json), false, timeout);
                 let message = match e {
                     Err(Error::NixEval { message, .. }) => message,
                     Err(other) => return Err(other),

@@ -33,7 +33,7 @@ fn bin() -> PathBuf {
 /// Start a run in the background; wait until its journal shows a namespace and a user, and
 /// one of its daemons (sshd, nix-daemon) runs.
 fn start_and_wait_for_daemon(state: &Path, host: &str) -> (std::process::Child, String) {
-    let child = Command::new(bin())
+    let mut child = Command::new(bin())
         .args(["sandbox", "--host", host, "--format", "json", "--flake"])
         .arg(repo_root())
         .arg("--state-dir")
@@ -44,7 +44,11 @@ fn start_and_wait_for_daemon(state: &Path, host: &str) -> (std::process::Child, 
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(Instant::now() < deadline, "the run never started a daemon");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run never started a daemon");
+        }
         let runs = state.join("runs");
         let id = std::fs::read_dir(&runs)
             .ok()

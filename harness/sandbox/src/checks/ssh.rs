@@ -368,7 +368,6 @@ impl Client<'_> {
     fn agent(&self, user: &str) -> Probe {
         let sock = self.prep.scratch.path(&format!("agent-{}.sock", crate::context::random_hex(6)));
         let agent_cmd = self.ctx.tool("ssh-agent").arg("-D").arg("-a").arg(sock.to_string_lossy());
-        let command_base;
         let mut agent = match Daemon::start(&agent_cmd, self.ctx.run_id(), &sock.with_extension("log")) {
             Ok(a) => a,
             Err(e) => return Probe { name: "agent forwarding", command: agent_cmd.display(), allowed: None, decisive: e.to_string(), methods: None },
@@ -398,7 +397,7 @@ impl Client<'_> {
             .arg(self.prep.key.with_extension("pub").to_string_lossy())
             .arg(format!("{user}@127.0.0.1"))
             .arg("echo SOCK=${SSH_AUTH_SOCK:-unset}");
-        command_base = c.display();
+        let command_base = c.display();
         let probe = match added {
             Ok(o) if o.ok() => {
                 let o = self.exec(&c);
@@ -699,7 +698,6 @@ fn run_inner(
                 probes.insert("root login", Probe { name: "root login", ..k });
             }
         }
-        drop(client);
         drop(server);
         let ctl = control(ctx, shared, p, rendered, &users)?;
 

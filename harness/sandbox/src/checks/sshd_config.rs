@@ -23,10 +23,13 @@ pub const NIXOS_KEYS_DIR: &str = "/etc/ssh/authorized_keys.d/";
 /// Debian's sftp-server.
 pub const DEBIAN_SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
 
+/// Gives a throwaway key path for a host key (type, bits).
+pub type HostKeyFn<'a> = &'a dyn Fn(&str, Option<u32>) -> Result<String, String>;
+
 /// What the adaptation needs from the caller.
 pub struct AdaptInput<'a> {
     /// A throwaway key path for (type, bits) of each HostKey.
-    pub host_key: &'a dyn Fn(&str, Option<u32>) -> Result<String, String>,
+    pub host_key: HostKeyFn<'a>,
     /// (path, type, bits) from `services.openssh.hostKeys`, to know each HostKey's type.
     pub declared_host_keys: &'a [(String, String, Option<u32>)],
     /// Replacement for /etc/ssh/authorized_keys.d/ (ends with '/').
@@ -263,7 +266,7 @@ mod tests {
         m
     }
 
-    fn input<'a>(k: &'a BTreeMap<String, BTreeSet<String>>, hk: &'a dyn Fn(&str, Option<u32>) -> Result<String, String>) -> AdaptInput<'a> {
+    fn input<'a>(k: &'a BTreeMap<String, BTreeSet<String>>, hk: HostKeyFn<'a>) -> AdaptInput<'a> {
         AdaptInput { host_key: hk, declared_host_keys: &[], keys_dir: "/t/keys/", pid_file: "/t/pid", known: k }
     }
 
