@@ -32,6 +32,7 @@ fn bin() -> PathBuf {
 
 /// Start a run in the background; wait until its journal shows a namespace and a user, and
 /// one of its daemons (sshd, nix-daemon) runs.
+#[allow(clippy::zombie_processes)] // the caller kills and waits for the child it gets back
 fn start_and_wait_for_daemon(state: &Path, host: &str) -> (std::process::Child, String) {
     let mut child = Command::new(bin())
         .args(["sandbox", "--host", host, "--format", "json", "--flake"])
