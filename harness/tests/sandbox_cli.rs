@@ -127,3 +127,31 @@ fn without_root_each_check_says_what_it_needs_and_the_run_exits_7() {
         assert!(c["summary"].as_str().unwrap().starts_with("needs root: "), "{c}");
     }
 }
+
+#[test]
+fn without_network_namespaces_the_checks_that_need_them_say_so_and_the_run_exits_7() {
+    require_root();
+    let d = tempfile::tempdir().unwrap();
+    let proj = d.path().join("bastion.json");
+    std::fs::write(&proj, projection_of("bastion").to_string()).unwrap();
+    let bin = d.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    // An `ip` that cannot create namespaces, as in a container without CAP_SYS_ADMIN.
+    let fake = bin.join("ip");
+    std::fs::write(&fake, "#!/bin/sh\necho 'mount --make-shared /run/netns failed: Operation not permitted' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = path_without(&bin, "ip");
+    let out = harness()
+        .env("PATH", &path)
+        .args(["sandbox", "--projection", proj.to_str().unwrap(), "--checks", "sshd,firewall,units", "--format", "json"])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(7), "{r:#}");
+    for name in ["sshd", "firewall"] {
+        let c = check(&r, name);
+        assert_eq!(c["status"], "skipped", "{c}");
+        assert!(c["summary"].as_str().unwrap().starts_with("needs network namespaces"), "{c}");
+        assert!(c["summary"].as_str().unwrap().contains("Operation not permitted"), "{c}");
+    }
+}

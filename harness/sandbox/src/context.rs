@@ -136,6 +136,7 @@ pub struct Ctx {
     seq: AtomicUsize,
     /// Held by checks that touch state global to the kernel (audit).
     pub global: Mutex<()>,
+    netns_ok: std::sync::OnceLock<Result<(), String>>,
     user_admin: Mutex<()>,
 }
 
@@ -150,6 +151,7 @@ impl Ctx {
             keys: Mutex::new(HashMap::new()),
             seq: AtomicUsize::new(0),
             global: Mutex::new(()),
+            netns_ok: std::sync::OnceLock::new(),
             user_admin: Mutex::new(()),
         }
     }
@@ -193,6 +195,16 @@ impl Ctx {
             return Err(io::Error::other(format!("ip -n {name} link set lo up: {}", o.digest(3))));
         }
         Ok(Netns { name, _guard: guard })
+    }
+
+    /// Can this machine create network namespaces? Tried once per run (and cleaned up).
+    pub fn netns_available(&self) -> Result<(), String> {
+        self.netns_ok
+            .get_or_init(|| match self.tools.missing(&["ip"]) {
+                Some(t) => Err(format!("{t} not installed")),
+                None => self.netns().map(drop).map_err(|e| e.to_string()),
+            })
+            .clone()
     }
 
     /// The run's throwaway users, created on first use and removed at the end of the run.

@@ -129,6 +129,9 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
     if let Some(t) = ctx.tools.missing(TOOLS) {
         return CheckResult::skipped(id, SkipKind::MissingTool, format!("{t} not installed (apt-get install {})", package_of(&t)));
     }
+    if let Err(e) = ctx.netns_available() {
+        return CheckResult::skipped(id, SkipKind::Environment, format!("needs network namespaces (the ruleset is loaded into a private one): {e}"));
+    }
     let mut rec = Recorder::new(id);
     if let Err(e) = run_inner(ctx, p, ruleset, &mut rec) {
         rec.fail("could not run the firewall check", e);

@@ -165,9 +165,13 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
     let prefix = scratch.path("root");
     // Everything below runs on a thread with its own mount namespace; the host never sees
     // these mounts, and they vanish with the thread.
+    let mut no_namespace = None;
     let outcome = std::thread::scope(|s| {
         s.spawn(|| -> Result<(), String> {
-            sys::private_mount_namespace().map_err(|e| format!("unshare(CLONE_NEWNS) + make / private: {e}"))?;
+            if let Err(e) = sys::private_mount_namespace() {
+                no_namespace = Some(format!("needs a private mount namespace (unshare(CLONE_NEWNS), / made private): {e}"));
+                return Ok(());
+            }
             rec.note("private mount namespace (unshare -m, / made private): nothing propagates to the host");
             let r = mount_and_probe(ctx, p, &prefix, &mut rec);
             // Explicit unmount (the namespace would drop them anyway when the thread ends).
@@ -177,6 +181,9 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
         .join()
         .unwrap_or_else(|_| Err("the mount namespace thread panicked".into()))
     });
+    if let Some(why) = no_namespace {
+        return CheckResult::skipped(id, SkipKind::Environment, why);
+    }
     if let Err(e) = outcome {
         rec.fail("could not run the mounts check", e);
     }

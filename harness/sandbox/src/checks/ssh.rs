@@ -558,6 +558,13 @@ pub fn run(ctx: &Ctx, shared: &SshShared, p: &Permutation, want_sshd: bool, want
     if tools_ok.is_empty() {
         return results;
     }
+    if let Err(e) = ctx.netns_available() {
+        results.extend(tools_ok.iter().map(|c| {
+            CheckResult::skipped(*c, SkipKind::Environment, format!("needs network namespaces (sshd runs in a private one): {e}"))
+        }));
+        results.sort_by_key(|r| r.check);
+        return results;
+    }
     let mut rec = Recorder::new(CheckId::Sshd);
     let mut audit = Recorder::new(CheckId::SshAudit);
     let outcome = run_inner(ctx, shared, p, rendered, &tools_ok, &mut rec, &mut audit);
