@@ -597,6 +597,10 @@ fn run_inner(
     let users = ctx.users()?;
     ensure_privsep_dir(rec)?;
     let prep = prepare(ctx, shared, p, rendered, &users, "ssh", rec)?;
+    // ssh-audit judges the adapted server too: it gets the same adaptation record.
+    for e in rec.evidence.iter().filter(|e| e.kind == crate::model::EvidenceKind::Adaptation) {
+        audit.evidence.push(e.clone());
+    }
     let sshd = ctx.tools.path("sshd");
     let cfg = prep.cfg.to_string_lossy().into_owned();
 
