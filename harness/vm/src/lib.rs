@@ -26,6 +26,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use discover::{Check, Plan};
+/// The JUnit model the merged report is built with (and can be read back with).
+pub use quick_junit;
 pub use run::{CheckResult, Event, RunReport, Status};
 
 /// Prefix that makes a flake check a VM check.
