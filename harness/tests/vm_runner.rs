@@ -83,6 +83,16 @@ impl Scratch {
     }
 }
 
+impl Drop for Scratch {
+    /// Even when a test fails half-way, no builder of ours outlives it (killed by PID; only
+    /// processes whose environment carries this scratch flake's nonce).
+    fn drop(&mut self) {
+        for pid in self.leftovers() {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+}
+
 const KVM_ENV: &str = "PARANOID_VM_KVM_DEVICE";
 
 const FLAKE: &str = r#"{
@@ -229,7 +239,7 @@ fn a_failure_is_reported_with_its_log_tail_and_exit_1() {
 
 #[test]
 fn a_hanging_check_times_out_and_its_build_is_stopped() {
-    let s = Scratch::new(r#"vm-hang = standin "hang" "echo hanging; sleep 600; mkdir $out" { };"#);
+    let s = Scratch::new(r#"vm-hang = standin "hang" "echo hanging; sleep 45; mkdir $out" { };"#);
     let started = Instant::now();
     let out = s.vm().args(["--timeout", "3", "--format", "json"]).output().unwrap();
     let elapsed = started.elapsed();
