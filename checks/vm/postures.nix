@@ -69,7 +69,7 @@ in
 
   ssh.server = {
     disks = "plain";
-    posture = lib.mkMerge [
+    posture.imports = [
       accounts
       (wireguard "10.100.0.1")
       {
@@ -83,7 +83,7 @@ in
 
   firewall.server = {
     disks = "plain";
-    posture = lib.mkMerge [
+    posture.imports = [
       accounts
       (wireguard "10.100.0.1")
       {
@@ -97,7 +97,7 @@ in
 
   nix.machine = {
     disks = "plain";
-    posture = lib.mkMerge [
+    posture.imports = [
       accounts
       { paranoid.nix = { enable = true; allowedUsers = "wheel"; }; }
     ];
@@ -105,7 +105,7 @@ in
 
   amnesia.machine = {
     disks = "amnesic";
-    posture = lib.mkMerge [
+    posture.imports = [
       accounts
       {
         paranoid.amnesia = { enable = true; rootSize = "512M"; };
@@ -122,7 +122,7 @@ in
 
   noexec.disk = {
     disks = "bastion";
-    posture = lib.mkMerge [
+    posture.imports = [
       accounts
       {
         paranoid.noexec.enable = true;
@@ -134,7 +134,7 @@ in
 
   noexec.amnesic = {
     disks = "amnesic";
-    posture = lib.mkMerge [
+    posture.imports = [
       accounts
       {
         paranoid.noexec.enable = true;
@@ -156,12 +156,12 @@ in
 
   sudo.wheelonly = {
     disks = "plain";
-    posture = lib.mkMerge [ accounts { paranoid.sudo.mode = "wheel-only"; } ];
+    posture.imports = [ accounts { paranoid.sudo.mode = "wheel-only"; } ];
   };
 
   sudo.removed = {
     disks = "plain";
-    posture = lib.mkMerge [
+    posture.imports = [
       accounts
       {
         paranoid.sudo.mode = "removed";
@@ -174,7 +174,7 @@ in
   # The control: NixOS's own sudo, so the test can tell execWheelOnly's refusal apart.
   sudo.upstream = {
     disks = "plain";
-    posture = lib.mkMerge [ accounts { paranoid.sudo.mode = "upstream"; } ];
+    posture.imports = [ accounts { paranoid.sudo.mode = "upstream"; } ];
   };
 
   logs.sender = {
