@@ -54,7 +54,10 @@ pub struct VmArgs {
 pub const KVM_DEVICE_ENV: &str = "PARANOID_VM_KVM_DEVICE";
 
 fn default_jobs() -> usize {
-    std::thread::available_parallelism().map(|n| n.get() / 2).unwrap_or(1).max(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get() / 2)
+        .unwrap_or(1)
+        .max(1)
 }
 
 fn to_error(e: VmError) -> Error {
@@ -90,9 +93,16 @@ pub fn run(args: VmArgs) -> Result<u8, Error> {
         return Err(Error::Usage("--timeout must be at least 1 second".into()));
     }
     if let Some(junit) = &args.junit {
-        let parent = junit.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let parent = junit
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
         if !parent.is_dir() {
-            return Err(Error::Usage(format!("--junit {}: the directory {} does not exist", junit.display(), parent.display())));
+            return Err(Error::Usage(format!(
+                "--junit {}: the directory {} does not exist",
+                junit.display(),
+                parent.display()
+            )));
         }
     }
 
@@ -111,10 +121,17 @@ pub fn run(args: VmArgs) -> Result<u8, Error> {
         let plan = paranoid_vm::plan_tier(&config).map_err(to_error)?;
         match args.format {
             Format::Human => print!("{}", report::plan_human(&plan)),
-            Format::Json => println!("{}", serde_json::to_string_pretty(&report::plan_json(&plan)).expect("JSON serializes")),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&report::plan_json(&plan)).expect("JSON serializes")
+            ),
         }
         let refused = plan.checks.iter().filter(|c| c.refusal.is_some()).count();
-        return Ok(if refused > 0 { exit::ENVIRONMENT } else { exit::OK });
+        return Ok(if refused > 0 {
+            exit::ENVIRONMENT
+        } else {
+            exit::OK
+        });
     }
 
     let on_event = |e: &Event| eprintln!("{}", report::progress_line(e));
@@ -128,7 +145,8 @@ pub fn run(args: VmArgs) -> Result<u8, Error> {
         Format::Human => print!("{}", report::human(&result, args.junit.as_deref())),
         Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&report::json(&result, args.junit.as_deref(), code)).expect("JSON serializes")
+            serde_json::to_string_pretty(&report::json(&result, args.junit.as_deref(), code))
+                .expect("JSON serializes")
         ),
     }
     if code == exit::ENVIRONMENT {

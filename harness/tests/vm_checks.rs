@@ -8,6 +8,7 @@
 //!   exactly what the VM tests expect;
 //! - every Python test script renders and lints clean the way the NixOS test driver lints it
 //!   (syntax, undefined names, unused imports, f-strings without placeholders).
+//!
 //! The VM tests themselves run only where nixpkgs and KVM exist (docs/vm.md).
 
 use std::collections::BTreeMap;
@@ -19,7 +20,10 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -43,7 +47,11 @@ fn nix(args: &[&str]) -> Output {
 
 fn nix_json(args: &[&str]) -> Value {
     let out = nix(args);
-    assert!(out.status.success(), "nix {args:?} failed:\n{}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nix {args:?} failed:\n{}",
+        text(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -91,30 +99,72 @@ fn nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn every_nix_file_under_checks_parses() {
     let mut files = Vec::new();
     nix_files(&repo().join("checks"), &mut files);
-    assert!(files.len() >= 25, "found only {} .nix files under checks/", files.len());
+    assert!(
+        files.len() >= 25,
+        "found only {} .nix files under checks/",
+        files.len()
+    );
     let broken: Vec<String> = files
         .iter()
         .filter_map(|f| {
-            let out = Command::new("nix-instantiate").arg("--parse").arg(f).stdout(Stdio::null()).output().unwrap();
+            let out = Command::new("nix-instantiate")
+                .arg("--parse")
+                .arg(f)
+                .stdout(Stdio::null())
+                .output()
+                .unwrap();
             (!out.status.success()).then(|| format!("{}:\n{}", f.display(), text(&out.stderr)))
         })
         .collect();
-    assert!(broken.is_empty(), "files that do not parse:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "files that do not parse:\n{}",
+        broken.join("\n")
+    );
 }
 
 #[test]
 fn every_vm_test_is_exposed_and_listing_them_never_forces_nixpkgs() {
-    let system = text(&nix(&["eval", "--impure", "--raw", "--expr", "builtins.currentSystem"]).stdout);
+    let system = text(
+        &nix(&[
+            "eval",
+            "--impure",
+            "--raw",
+            "--expr",
+            "builtins.currentSystem",
+        ])
+        .stdout,
+    );
     let installable = format!("{}#checks.{system}", repo().display());
     // Offline, with the pinned nixpkgs absent: listing must still work.
-    let names: Vec<String> = serde_json::from_value(nix_json(&["eval", "--json", &installable, "--apply", "builtins.attrNames"])).unwrap();
-    let exposed: Vec<String> = names.iter().filter_map(|n| n.strip_prefix("vm-")).map(str::to_string).collect();
-    assert_eq!(exposed, areas(), "checks.{system}.vm-* must be exactly checks/vm/<area>.nix");
+    let names: Vec<String> = serde_json::from_value(nix_json(&[
+        "eval",
+        "--json",
+        &installable,
+        "--apply",
+        "builtins.attrNames",
+    ]))
+    .unwrap();
+    let exposed: Vec<String> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix("vm-"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        exposed,
+        areas(),
+        "checks.{system}.vm-* must be exactly checks/vm/<area>.nix"
+    );
     for host in ["meeka", "bastion"] {
-        assert!(names.contains(&host.to_string()), "the {host} toplevel check is gone: {names:?}");
+        assert!(
+            names.contains(&host.to_string()),
+            "the {host} toplevel check is gone: {names:?}"
+        );
         assert!(exposed.contains(&host.to_string()), "no vm-{host}");
     }
-    for area in ["ssh", "nix", "amnesia", "noexec", "audit", "sudo", "logs", "firewall"] {
+    for area in [
+        "ssh", "nix", "amnesia", "noexec", "audit", "sudo", "logs", "firewall",
+    ] {
         assert!(exposed.contains(&area.to_string()), "no VM test for {area}");
     }
 }
@@ -122,11 +172,22 @@ fn every_vm_test_is_exposed_and_listing_them_never_forces_nixpkgs() {
 #[test]
 fn every_node_passes_paranoids_guard_rails() {
     let tests = offline()["tests"].as_object().unwrap();
-    assert_eq!(tests.keys().cloned().collect::<Vec<_>>(), areas(), "offline.nix must cover every VM test");
+    assert_eq!(
+        tests.keys().cloned().collect::<Vec<_>>(),
+        areas(),
+        "offline.nix must cover every VM test"
+    );
     for (area, t) in tests {
-        assert_eq!(t["nodeNames"], t["evaluatedNodes"], "{area}: offline.nix must evaluate exactly the test's nodes");
+        assert_eq!(
+            t["nodeNames"], t["evaluatedNodes"],
+            "{area}: offline.nix must evaluate exactly the test's nodes"
+        );
         for (node, posture) in t["postures"].as_object().unwrap() {
-            assert_eq!(posture["failedAssertions"], Value::Array(vec![]), "{area}.{node}: paranoid's guard rails fire");
+            assert_eq!(
+                posture["failedAssertions"],
+                Value::Array(vec![]),
+                "{area}.{node}: paranoid's guard rails fire"
+            );
         }
     }
 }
@@ -144,18 +205,52 @@ fn sshd() -> PathBuf {
 fn sshd_t(config: &str) -> BTreeMap<String, String> {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("host_key");
-    let keygen = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).output().unwrap();
-    assert!(keygen.status.success(), "ssh-keygen: {}", text(&keygen.stderr));
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        keygen.status.success(),
+        "ssh-keygen: {}",
+        text(&keygen.stderr)
+    );
     let adapted: String = config
         .lines()
-        .filter(|l| !["KexAlgorithms ", "Ciphers ", "Macs ", "HostKeyAlgorithms ", "PubkeyAcceptedAlgorithms "].iter().any(|k| l.starts_with(k)))
-        .map(|l| if l.starts_with("HostKey ") { format!("HostKey {}", key.display()) } else { l.to_string() })
+        .filter(|l| {
+            ![
+                "KexAlgorithms ",
+                "Ciphers ",
+                "Macs ",
+                "HostKeyAlgorithms ",
+                "PubkeyAcceptedAlgorithms ",
+            ]
+            .iter()
+            .any(|k| l.starts_with(k))
+        })
+        .map(|l| {
+            if l.starts_with("HostKey ") {
+                format!("HostKey {}", key.display())
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let file = dir.path().join("sshd_config");
     fs::write(&file, adapted + "\n").unwrap();
-    let out = Command::new(sshd()).arg("-T").arg("-f").arg(&file).output().unwrap();
-    assert!(out.status.success(), "sshd -T rejected the rendered configuration:\n{}\n{}", text(&out.stderr), config);
+    let out = Command::new(sshd())
+        .arg("-T")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sshd -T rejected the rendered configuration:\n{}\n{}",
+        text(&out.stderr),
+        config
+    );
     let mut map = BTreeMap::new();
     for line in text(&out.stdout).lines() {
         let (k, v) = line.split_once(' ').unwrap_or((line, ""));
@@ -168,18 +263,36 @@ fn sshd_t(config: &str) -> BTreeMap<String, String> {
 fn sshd_t_prints_what_the_vm_tests_expect() {
     let off = offline();
     let expect = off["expect"]["sshdT"].as_object().unwrap();
-    let absent: Vec<&str> = off["expect"]["sshdAbsent"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let absent: Vec<&str> = off["expect"]["sshdAbsent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     // The nodes whose scripts compare `sshd -T` with expect.sshdT (vm-ssh, vm-bastion).
     for (area, node) in [("ssh", "server"), ("bastion", "bastion")] {
-        let config = off["tests"][area]["postures"][node]["sshdConfig"].as_str().unwrap();
+        let config = off["tests"][area]["postures"][node]["sshdConfig"]
+            .as_str()
+            .unwrap();
         let effective = sshd_t(config);
         for (key, value) in expect {
-            assert_eq!(effective.get(key).map(String::as_str), value.as_str(), "{area}.{node}: sshd -T {key}");
+            assert_eq!(
+                effective.get(key).map(String::as_str),
+                value.as_str(),
+                "{area}.{node}: sshd -T {key}"
+            );
         }
         for key in &absent {
-            assert!(!effective.contains_key(*key), "{area}.{node}: sshd -T prints {key} {}", effective[*key]);
+            assert!(
+                !effective.contains_key(*key),
+                "{area}.{node}: sshd -T prints {key} {}",
+                effective[*key]
+            );
         }
-        assert!(!effective["authorizedkeysfile"].contains(".ssh/authorized_keys"), "{area}.{node}: keys read from home");
+        assert!(
+            !effective["authorizedkeysfile"].contains(".ssh/authorized_keys"),
+            "{area}.{node}: keys read from home"
+        );
     }
 }
 
@@ -226,12 +339,31 @@ sys.exit(1 if problems else 0)
 
 /// Names the NixOS test driver puts in a test script's scope (`Driver.test_symbols`).
 const DRIVER_SYMBOLS: &[&str] = &[
-    "start_all", "test_script", "machines", "vlans", "driver", "log", "os", "create_machine", "subtest", "run_tests",
-    "join_all", "retry", "serial_stdout_off", "serial_stdout_on", "polling_condition", "Machine", "t",
+    "start_all",
+    "test_script",
+    "machines",
+    "vlans",
+    "driver",
+    "log",
+    "os",
+    "create_machine",
+    "subtest",
+    "run_tests",
+    "join_all",
+    "retry",
+    "serial_stdout_off",
+    "serial_stdout_on",
+    "polling_condition",
+    "Machine",
+    "t",
 ];
 
 fn lint(script: &str, nodes: &[String]) -> std::result::Result<(), String> {
-    let allowed: Vec<String> = DRIVER_SYMBOLS.iter().map(|s| s.to_string()).chain(nodes.iter().cloned()).collect();
+    let allowed: Vec<String> = DRIVER_SYMBOLS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(nodes.iter().cloned())
+        .collect();
     let mut child = Command::new("python3")
         .args(["-c", LINT, &serde_json::to_string(&allowed).unwrap()])
         .stdin(Stdio::piped())
@@ -240,7 +372,12 @@ fn lint(script: &str, nodes: &[String]) -> std::result::Result<(), String> {
         .spawn()
         .expect("this test lints the test scripts with `python3`, which must be on PATH");
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     if out.status.success() {
         Ok(())
@@ -254,7 +391,10 @@ fn every_test_script_renders_and_lints_clean() {
     for (area, t) in offline()["tests"].as_object().unwrap() {
         let script = t["script"].as_str().unwrap();
         let nodes: Vec<String> = serde_json::from_value(t["nodeNames"].clone()).unwrap();
-        assert!(script.contains("subtest("), "{area}: a script without subtests");
+        assert!(
+            script.contains("subtest("),
+            "{area}: a script without subtests"
+        );
         if let Err(problems) = lint(script, &nodes) {
             panic!("{area}: the test script does not lint clean:\n{problems}\n--- script ---\n{script}");
         }
@@ -265,8 +405,16 @@ fn every_test_script_renders_and_lints_clean() {
 fn the_lint_catches_what_the_driver_would_reject() {
     let nodes = vec!["machine".to_string()];
     assert!(lint("machine.succeed('true')\n", &nodes).is_ok());
-    assert!(lint("server.succeed('true')\n", &nodes).unwrap_err().contains("undefined name 'server'"));
-    assert!(lint("import re\nmachine.succeed('true')\n", &nodes).unwrap_err().contains("imported but unused"));
-    assert!(lint("machine.succeed(f'true')\n", &nodes).unwrap_err().contains("without placeholders"));
-    assert!(lint("machine.succeed('true'\n", &nodes).unwrap_err().contains("syntax error"));
+    assert!(lint("server.succeed('true')\n", &nodes)
+        .unwrap_err()
+        .contains("undefined name 'server'"));
+    assert!(lint("import re\nmachine.succeed('true')\n", &nodes)
+        .unwrap_err()
+        .contains("imported but unused"));
+    assert!(lint("machine.succeed(f'true')\n", &nodes)
+        .unwrap_err()
+        .contains("without placeholders"));
+    assert!(lint("machine.succeed('true'\n", &nodes)
+        .unwrap_err()
+        .contains("syntax error"));
 }

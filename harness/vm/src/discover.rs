@@ -57,33 +57,65 @@ pub fn plan(config: &Config, nix: &Nix) -> Result<Plan> {
     );
     let meta = nix
         .eval_json(&installable, Some(&apply), false)
-        .map_err(|f| classify(&f, &format!("the VM checks of {installable}"), &config.flake))?;
+        .map_err(|f| {
+            classify(
+                &f,
+                &format!("the VM checks of {installable}"),
+                &config.flake,
+            )
+        })?;
 
     let builder = nix.builder_config()?;
     let mut checks = Vec::with_capacity(names.len());
     for name in names {
-        let m: Meta = serde_json::from_value(meta.get(&name).cloned().unwrap_or_default()).map_err(|e| VmError::NixEval {
-            context: format!("{installable}.{name}"),
-            message: format!("unexpected answer from the evaluation: {e}"),
-        })?;
+        let m: Meta = serde_json::from_value(meta.get(&name).cloned().unwrap_or_default())
+            .map_err(|e| VmError::NixEval {
+                context: format!("{installable}.{name}"),
+                message: format!("unexpected answer from the evaluation: {e}"),
+            })?;
         let drv_path = PathBuf::from(m.drv_path);
         let features = drv::features_of(&drv_path)?;
         let refusal = refusal(&features, &builder, &config.kvm_device);
-        checks.push(Check { name, drv_path, flaky: m.flaky, features, refusal });
+        checks.push(Check {
+            name,
+            drv_path,
+            flaky: m.flaky,
+            features,
+            refusal,
+        });
     }
-    Ok(Plan { flake: config.flake.clone(), system, checks, builder })
+    Ok(Plan {
+        flake: config.flake.clone(),
+        system,
+        checks,
+        builder,
+    })
 }
 
 /// Names of `checks.<system>` that start with `vm-` and match the filter. Evaluates names only.
-fn vm_check_names(config: &Config, nix: &Nix, installable: &str, system: &str) -> Result<Vec<String>> {
+fn vm_check_names(
+    config: &Config,
+    nix: &Nix,
+    installable: &str,
+    system: &str,
+) -> Result<Vec<String>> {
     let all = nix
         .eval_json(installable, Some("builtins.attrNames"), false)
-        .map_err(|f| classify(&f, &format!("the check names of {installable}"), &config.flake))?;
+        .map_err(|f| {
+            classify(
+                &f,
+                &format!("the check names of {installable}"),
+                &config.flake,
+            )
+        })?;
     let all: Vec<String> = serde_json::from_value(all).map_err(|e| VmError::NixEval {
         context: installable.to_string(),
         message: format!("checks.{system} is not an attribute set of checks: {e}"),
     })?;
-    let vm: Vec<String> = all.into_iter().filter(|n| n.starts_with(VM_PREFIX)).collect();
+    let vm: Vec<String> = all
+        .into_iter()
+        .filter(|n| n.starts_with(VM_PREFIX))
+        .collect();
     if vm.is_empty() {
         return Err(VmError::Usage(format!(
             "{} has no VM checks: no attribute of checks.{system} starts with \"{VM_PREFIX}\"",
@@ -115,26 +147,46 @@ pub fn classify(f: &Failure, context: &str, flake: &str) -> VmError {
         ));
     }
     let lower = f.stderr.to_lowercase();
-    if lower.contains("does not provide attribute") || lower.contains("attribute 'checks' missing") {
-        return VmError::Usage(format!("{flake} has no checks for this system:\n{}", f.message()));
+    if lower.contains("does not provide attribute") || lower.contains("attribute 'checks' missing")
+    {
+        return VmError::Usage(format!(
+            "{flake} has no checks for this system:\n{}",
+            f.message()
+        ));
     }
-    if ["does not contain a 'flake.nix'", "is not a flake", "no such file or directory", "cannot find flake", "does not exist"]
-        .iter()
-        .any(|p| lower.contains(p))
+    if [
+        "does not contain a 'flake.nix'",
+        "is not a flake",
+        "no such file or directory",
+        "cannot find flake",
+        "does not exist",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
     {
         return VmError::Usage(format!("cannot read the flake {flake}:\n{}", f.message()));
     }
-    VmError::NixEval { context: context.to_string(), message: f.message() }
+    VmError::NixEval {
+        context: context.to_string(),
+        message: f.message(),
+    }
 }
 
 /// Why this machine cannot build a derivation needing `features`, or `None` if it can.
-pub fn refusal(features: &[String], builder: &BuilderConfig, kvm_device: &std::path::Path) -> Option<String> {
+pub fn refusal(
+    features: &[String],
+    builder: &BuilderConfig,
+    kvm_device: &std::path::Path,
+) -> Option<String> {
     if builder.remote_builders {
         // A remote builder may have what this machine lacks; Nix decides.
         return None;
     }
-    let missing: Vec<&str> =
-        features.iter().map(String::as_str).filter(|f| !builder.system_features.iter().any(|s| s == f)).collect();
+    let missing: Vec<&str> = features
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !builder.system_features.iter().any(|s| s == f))
+        .collect();
     if !missing.is_empty() {
         return Some(format!(
             "needs the system feature(s) {} that this Nix does not offer (system-features = {}); \
@@ -144,8 +196,15 @@ pub fn refusal(features: &[String], builder: &BuilderConfig, kvm_device: &std::p
         ));
     }
     if features.iter().any(|f| f == "kvm") {
-        if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(kvm_device) {
-            return Some(format!("needs KVM, but {} cannot be opened: {e}", kvm_device.display()));
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(kvm_device)
+        {
+            return Some(format!(
+                "needs KVM, but {} cannot be opened: {e}",
+                kvm_device.display()
+            ));
         }
     }
     None
@@ -186,17 +245,36 @@ mod tests {
 
     #[test]
     fn missing_features_are_refused_unless_remote_builders_exist() {
-        let local = BuilderConfig { system_features: vec!["benchmark".into()], remote_builders: false };
-        let why = refusal(&["kvm".into(), "nixos-test".into()], &local, std::path::Path::new("/dev/kvm")).unwrap();
+        let local = BuilderConfig {
+            system_features: vec!["benchmark".into()],
+            remote_builders: false,
+        };
+        let why = refusal(
+            &["kvm".into(), "nixos-test".into()],
+            &local,
+            std::path::Path::new("/dev/kvm"),
+        )
+        .unwrap();
         assert!(why.contains("kvm, nixos-test"), "{why}");
-        let remote = BuilderConfig { remote_builders: true, ..local };
+        let remote = BuilderConfig {
+            remote_builders: true,
+            ..local
+        };
         assert!(refusal(&["kvm".into()], &remote, std::path::Path::new("/dev/kvm")).is_none());
     }
 
     #[test]
     fn kvm_needs_an_openable_device() {
-        let local = BuilderConfig { system_features: vec!["kvm".into()], remote_builders: false };
-        let why = refusal(&["kvm".into()], &local, std::path::Path::new("/nonexistent/kvm")).unwrap();
+        let local = BuilderConfig {
+            system_features: vec!["kvm".into()],
+            remote_builders: false,
+        };
+        let why = refusal(
+            &["kvm".into()],
+            &local,
+            std::path::Path::new("/nonexistent/kvm"),
+        )
+        .unwrap();
         assert!(why.contains("/nonexistent/kvm"), "{why}");
         assert!(refusal(&[], &local, std::path::Path::new("/nonexistent/kvm")).is_none());
     }
@@ -209,7 +287,10 @@ mod tests {
             stderr: "error: unable to download 'https://api.github.com/repos/NixOS/nixpkgs/tarball/b18a': Couldn't resolve host name (6)".into(),
         };
         match classify(&f, "the VM checks", ".") {
-            VmError::Environment(m) => assert!(m.starts_with("no full nixpkgs") && m.contains("NixOS/nixpkgs"), "{m}"),
+            VmError::Environment(m) => assert!(
+                m.starts_with("no full nixpkgs") && m.contains("NixOS/nixpkgs"),
+                "{m}"
+            ),
             other => panic!("expected an environment error, got {other:?}"),
         }
     }

@@ -92,7 +92,11 @@ impl Parser<'_> {
                     return Ok(String::from_utf8_lossy(&out).into_owned());
                 }
                 Some(b'\\') => {
-                    let c = self.s.get(self.i + 1).copied().ok_or_else(|| self.err("dangling escape"))?;
+                    let c = self
+                        .s
+                        .get(self.i + 1)
+                        .copied()
+                        .ok_or_else(|| self.err("dangling escape"))?;
                     out.push(match c {
                         b'n' => b'\n',
                         b'r' => b'\r',
@@ -112,7 +116,10 @@ impl Parser<'_> {
 
 /// The environment of a derivation, from the text of its `.drv` file.
 pub fn env_of(aterm: &str) -> std::result::Result<BTreeMap<String, String>, String> {
-    let mut p = Parser { s: aterm.trim_end().as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: aterm.trim_end().as_bytes(),
+        i: 0,
+    };
     let term = p.term()?;
     let args = match term {
         Term::Ctor(name, args) if name.starts_with("Derive") || name == "DrvWithVersion" => args,
@@ -138,19 +145,36 @@ pub fn env_of(aterm: &str) -> std::result::Result<BTreeMap<String, String>, Stri
 pub fn required_features(env: &BTreeMap<String, String>) -> Vec<String> {
     if let Some(json) = env.get("__json") {
         if let Ok(value) = serde_json::from_str::<serde_json::Value>(json) {
-            if let Some(list) = value.get("requiredSystemFeatures").and_then(|v| v.as_array()) {
-                return list.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+            if let Some(list) = value
+                .get("requiredSystemFeatures")
+                .and_then(|v| v.as_array())
+            {
+                return list
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
             }
         }
     }
-    env.get("requiredSystemFeatures").map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+    env.get("requiredSystemFeatures")
+        .map(|s| s.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// Reads a `.drv` from the store and returns its required system features.
 pub fn features_of(drv_path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(drv_path)
-        .map_err(|e| VmError::Other(format!("cannot read the derivation {}: {e}", drv_path.display())))?;
-    let env = env_of(&text).map_err(|e| VmError::Other(format!("cannot parse the derivation {}: {e}", drv_path.display())))?;
+    let text = std::fs::read_to_string(drv_path).map_err(|e| {
+        VmError::Other(format!(
+            "cannot read the derivation {}: {e}",
+            drv_path.display()
+        ))
+    })?;
+    let env = env_of(&text).map_err(|e| {
+        VmError::Other(format!(
+            "cannot parse the derivation {}: {e}",
+            drv_path.display()
+        ))
+    })?;
     Ok(required_features(&env))
 }
 
@@ -171,7 +195,10 @@ mod tests {
     #[test]
     fn structured_attributes_carry_features_in_json() {
         let mut env = BTreeMap::new();
-        env.insert("__json".to_string(), r#"{"requiredSystemFeatures":["kvm"]}"#.to_string());
+        env.insert(
+            "__json".to_string(),
+            r#"{"requiredSystemFeatures":["kvm"]}"#.to_string(),
+        );
         assert_eq!(required_features(&env), vec!["kvm"]);
     }
 

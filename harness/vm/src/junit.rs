@@ -8,7 +8,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
+use quick_junit::{
+    NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
+};
 
 use crate::run::{Attempt, CheckResult, RunReport, Status};
 use crate::{Result, VmError};
@@ -20,13 +22,20 @@ pub fn merged(report: &RunReport) -> Result<String> {
     for check in &report.checks {
         junit.add_test_suite(suite(check));
     }
-    junit.to_string().map_err(|e| VmError::Other(format!("cannot serialize the JUnit report: {e}")))
+    junit
+        .to_string()
+        .map_err(|e| VmError::Other(format!("cannot serialize the JUnit report: {e}")))
 }
 
 /// Writes the merged report to `path`.
 pub fn write(report: &RunReport, path: &Path) -> Result<()> {
     let xml = merged(report)?;
-    std::fs::write(path, xml).map_err(|e| VmError::Other(format!("cannot write the JUnit report {}: {e}", path.display())))
+    std::fs::write(path, xml).map_err(|e| {
+        VmError::Other(format!(
+            "cannot write the JUnit report {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 fn secs(s: f64) -> Duration {
@@ -39,7 +48,10 @@ fn suite(check: &CheckResult) -> TestSuite {
     suite.add_property(Property::new("status", check.status.as_str()));
     suite.add_property(Property::new("attempts", check.attempts.len().to_string()));
     suite.add_property(Property::new("flaky", check.flaky.to_string()));
-    suite.add_property(Property::new("drvPath", check.drv_path.display().to_string()));
+    suite.add_property(Property::new(
+        "drvPath",
+        check.drv_path.display().to_string(),
+    ));
     if let Some(log) = &check.log {
         suite.add_property(Property::new("log", log.display().to_string()));
     }
@@ -56,7 +68,10 @@ fn suite(check: &CheckResult) -> TestSuite {
                 }
                 Err(e) => {
                     let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
-                    status.set_message(format!("the driver's JUnit report {} is unreadable", path.display()));
+                    status.set_message(format!(
+                        "the driver's JUnit report {} is unreadable",
+                        path.display()
+                    ));
                     status.set_description(e);
                     let mut case = TestCase::new("driver JUnit report", status);
                     case.set_classname(check.name.as_str());
@@ -81,12 +96,23 @@ fn verdict(check: &CheckResult) -> TestCase {
         rerun
     });
     let status = match check.status {
-        Status::Passed => TestCaseStatus::Success { flaky_runs: reruns.collect() },
+        Status::Passed => TestCaseStatus::Success {
+            flaky_runs: reruns.collect(),
+        },
         Status::Failed | Status::TimedOut | Status::Interrupted => {
-            let kind = if check.status == Status::Failed { NonSuccessKind::Failure } else { NonSuccessKind::Error };
+            let kind = if check.status == Status::Failed {
+                NonSuccessKind::Failure
+            } else {
+                NonSuccessKind::Error
+            };
             let mut status = TestCaseStatus::non_success(kind);
             status.set_type(check.status.as_str());
-            status.set_message(check.reason.clone().unwrap_or_else(|| check.status.as_str().to_string()));
+            status.set_message(
+                check
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| check.status.as_str().to_string()),
+            );
             let mut description = check.log_tail.join("\n");
             if let Some(log) = &check.log {
                 description.push_str(&format!("\n(full log: {})", log.display()));
@@ -98,7 +124,12 @@ fn verdict(check: &CheckResult) -> TestCase {
         Status::Refused | Status::NotRun => {
             let mut status = TestCaseStatus::skipped();
             status.set_type(check.status.as_str());
-            status.set_message(check.reason.clone().unwrap_or_else(|| check.status.as_str().to_string()));
+            status.set_message(
+                check
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| check.status.as_str().to_string()),
+            );
             status
         }
     };
@@ -123,7 +154,11 @@ pub fn driver_cases(path: &Path) -> std::result::Result<Vec<TestCase>, String> {
         wrapped.as_str()
     };
     let report = Report::deserialize_from_str(xml).map_err(|e| e.to_string())?;
-    Ok(report.test_suites.into_iter().flat_map(|s| s.test_cases).collect())
+    Ok(report
+        .test_suites
+        .into_iter()
+        .flat_map(|s| s.test_cases)
+        .collect())
 }
 
 #[cfg(test)]
@@ -156,7 +191,11 @@ mod tests {
             name: name.into(),
             status,
             flaky: false,
-            attempts: vec![Attempt { status, seconds: 1.5, exit: Some(0) }],
+            attempts: vec![Attempt {
+                status,
+                seconds: 1.5,
+                exit: Some(0),
+            }],
             seconds: 1.5,
             drv_path: "/nix/store/x.drv".into(),
             features: vec![],
@@ -203,12 +242,20 @@ mod tests {
             jobs: 2,
             wall_seconds: 3.0,
             interrupted: false,
-            checks: vec![result("vm-a", Status::Passed, Some(path)), failed, result("vm-c", Status::Refused, None)],
+            checks: vec![
+                result("vm-a", Status::Passed, Some(path)),
+                failed,
+                result("vm-c", Status::Refused, None),
+            ],
         };
         let xml = merged(&report).unwrap();
         let back = Report::deserialize_from_str(&xml).unwrap();
         assert_eq!(back.test_suites.len(), 3);
-        assert_eq!(back.test_suites[0].test_cases.len(), 4, "verdict + the driver's three cases");
+        assert_eq!(
+            back.test_suites[0].test_cases.len(),
+            4,
+            "verdict + the driver's three cases"
+        );
         assert_eq!(back.tests, 6);
         assert_eq!(back.failures, 2, "the driver's failing subtest and vm-b");
         assert!(xml.contains("last line"));

@@ -92,7 +92,9 @@ impl fmt::Display for VmError {
         match self {
             VmError::Usage(m) | VmError::Environment(m) | VmError::Other(m) => write!(f, "{m}"),
             VmError::MissingTool { tool, hint } => write!(f, "`{tool}` is not installed. {hint}"),
-            VmError::NixEval { context, message } => write!(f, "Nix could not evaluate {context}:\n{message}"),
+            VmError::NixEval { context, message } => {
+                write!(f, "Nix could not evaluate {context}:\n{message}")
+            }
         }
     }
 }

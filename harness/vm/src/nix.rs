@@ -10,7 +10,14 @@ use crate::{Result, VmError};
 
 /// Settings for the evaluations that discover checks: a flake input that cannot be fetched
 /// must fail in seconds, not after five attempts with back-off (docs/vm.md).
-const EVAL_OPTIONS: &[&str] = &["--option", "download-attempts", "2", "--option", "connect-timeout", "20"];
+const EVAL_OPTIONS: &[&str] = &[
+    "--option",
+    "download-attempts",
+    "2",
+    "--option",
+    "connect-timeout",
+    "20",
+];
 
 /// Phrases in Nix's errors that mean "an input could not be fetched".
 const FETCH_FAILURES: &[&str] = &[
@@ -37,10 +44,21 @@ impl Failure {
     /// Nix's own message: from the first `error:` line on, without the noise warnings.
     pub fn message(&self) -> String {
         let lines: Vec<&str> = self.stderr.lines().collect();
-        let start = lines.iter().position(|l| l.trim_start().starts_with("error:")).unwrap_or(0);
-        let kept: Vec<&str> = lines[start..].iter().copied().filter(|l| !is_noise(l)).collect();
+        let start = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with("error:"))
+            .unwrap_or(0);
+        let kept: Vec<&str> = lines[start..]
+            .iter()
+            .copied()
+            .filter(|l| !is_noise(l))
+            .collect();
         if kept.is_empty() {
-            format!("`{}` failed ({}) without a message", self.command, describe_status(self.status))
+            format!(
+                "`{}` failed ({}) without a message",
+                self.command,
+                describe_status(self.status)
+            )
         } else {
             kept.join("\n")
         }
@@ -103,9 +121,17 @@ impl Nix {
 
     /// `nix eval --json <installable> [--apply <expr>]`, as a reader: the lock file is never
     /// written and unfetchable inputs fail fast.
-    pub fn eval_json(&self, installable: &str, apply: Option<&str>, impure: bool) -> std::result::Result<Value, Failure> {
+    pub fn eval_json(
+        &self,
+        installable: &str,
+        apply: Option<&str>,
+        impure: bool,
+    ) -> std::result::Result<Value, Failure> {
         let mut cmd = self.command();
-        cmd.arg("eval").arg("--json").arg("--no-write-lock-file").args(EVAL_OPTIONS);
+        cmd.arg("eval")
+            .arg("--json")
+            .arg("--no-write-lock-file")
+            .args(EVAL_OPTIONS);
         if impure {
             cmd.arg("--impure");
         }
@@ -117,15 +143,27 @@ impl Nix {
         serde_json::from_slice(&out.stdout).map_err(|e| Failure {
             command: render(&cmd),
             status: out.status.code(),
-            stderr: format!("nix eval printed something that is not JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)),
+            stderr: format!(
+                "nix eval printed something that is not JSON ({e}):\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            ),
         })
     }
 
     /// The system Nix builds for by default.
     pub fn current_system(&self) -> Result<String> {
         let mut cmd = self.command();
-        cmd.args(["eval", "--impure", "--raw", "--expr", "builtins.currentSystem"]);
-        let out = run_captured(&mut cmd).map_err(|f| VmError::NixEval { context: "builtins.currentSystem".into(), message: f.message() })?;
+        cmd.args([
+            "eval",
+            "--impure",
+            "--raw",
+            "--expr",
+            "builtins.currentSystem",
+        ]);
+        let out = run_captured(&mut cmd).map_err(|f| VmError::NixEval {
+            context: "builtins.currentSystem".into(),
+            message: f.message(),
+        })?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
@@ -133,22 +171,32 @@ impl Nix {
     pub fn builder_config(&self) -> Result<BuilderConfig> {
         // `nix config show` (Nix >= 2.20) replaced `nix show-config`.
         let mut last = None;
-        for sub in [&["config", "show", "--json"][..], &["show-config", "--json"][..]] {
+        for sub in [
+            &["config", "show", "--json"][..],
+            &["show-config", "--json"][..],
+        ] {
             let mut cmd = self.command();
             cmd.args(sub);
             match run_captured(&mut cmd) {
                 Ok(out) => {
-                    let json: Value = serde_json::from_slice(&out.stdout).map_err(|e| VmError::NixEval {
-                        context: "the Nix configuration".into(),
-                        message: format!("`{}` printed something that is not JSON: {e}", render(&cmd)),
-                    })?;
+                    let json: Value =
+                        serde_json::from_slice(&out.stdout).map_err(|e| VmError::NixEval {
+                            context: "the Nix configuration".into(),
+                            message: format!(
+                                "`{}` printed something that is not JSON: {e}",
+                                render(&cmd)
+                            ),
+                        })?;
                     return Ok(BuilderConfig::from_json(&json));
                 }
                 Err(f) => last = Some(f),
             }
         }
         let f = last.expect("at least one attempt");
-        Err(VmError::NixEval { context: "the Nix configuration (`nix config show`)".into(), message: f.message() })
+        Err(VmError::NixEval {
+            context: "the Nix configuration (`nix config show`)".into(),
+            message: f.message(),
+        })
     }
 }
 
@@ -162,9 +210,16 @@ pub struct BuilderConfig {
 
 impl BuilderConfig {
     pub fn from_json(json: &Value) -> BuilderConfig {
-        let value = |key: &str| json.get(key).and_then(|v| v.get("value").or(Some(v))).cloned();
+        let value = |key: &str| {
+            json.get(key)
+                .and_then(|v| v.get("value").or(Some(v)))
+                .cloned()
+        };
         let system_features = match value("system-features") {
-            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
             Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
             _ => Vec::new(),
         };
@@ -172,17 +227,28 @@ impl BuilderConfig {
             Some(Value::String(s)) => s,
             _ => String::new(),
         };
-        BuilderConfig { system_features, remote_builders: has_remote_builders(&builders) }
+        BuilderConfig {
+            system_features,
+            remote_builders: has_remote_builders(&builders),
+        }
     }
 }
 
 fn has_remote_builders(builders: &str) -> bool {
-    builders.split(['\n', ';']).map(str::trim).filter(|b| !b.is_empty()).any(|b| match b.strip_prefix('@') {
-        Some(file) => std::fs::read_to_string(file)
-            .map(|text| text.lines().map(str::trim).any(|l| !l.is_empty() && !l.starts_with('#')))
-            .unwrap_or(false),
-        None => true,
-    })
+    builders
+        .split(['\n', ';'])
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .any(|b| match b.strip_prefix('@') {
+            Some(file) => std::fs::read_to_string(file)
+                .map(|text| {
+                    text.lines()
+                        .map(str::trim)
+                        .any(|l| !l.is_empty() && !l.starts_with('#'))
+                })
+                .unwrap_or(false),
+            None => true,
+        })
 }
 
 fn tool_output(cmd: &mut Command, tool: &str) -> Result<Output> {
@@ -202,11 +268,19 @@ fn tool_output(cmd: &mut Command, tool: &str) -> Result<Output> {
 
 /// Runs a command to completion, capturing output; a non-zero exit is a [`Failure`].
 pub fn run_captured(cmd: &mut Command) -> std::result::Result<Output, Failure> {
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| Failure { command: render(cmd), status: None, stderr: e.to_string() })?;
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| Failure {
+        command: render(cmd),
+        status: None,
+        stderr: e.to_string(),
+    })?;
     if out.status.success() {
         Ok(out)
     } else {
-        Err(Failure { command: render(cmd), status: out.status.code(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
+        Err(Failure {
+            command: render(cmd),
+            status: out.status.code(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
     }
 }
 
@@ -265,7 +339,10 @@ mod tests {
                      (use '--show-trace' to show detailed location information)\n"
                 .into(),
         };
-        assert_eq!(f.message(), "error: unable to download 'https://example/t.tar.gz': Couldn't resolve host name (6)");
+        assert_eq!(
+            f.message(),
+            "error: unable to download 'https://example/t.tar.gz': Couldn't resolve host name (6)"
+        );
         assert_eq!(
             f.fetch_failure().as_deref(),
             Some("error: unable to download 'https://example/t.tar.gz': Couldn't resolve host name (6)")
@@ -281,7 +358,10 @@ mod tests {
         let c = BuilderConfig::from_json(&json);
         assert_eq!(c.system_features, vec!["benchmark", "kvm"]);
         assert!(!c.remote_builders);
-        let json: Value = serde_json::from_str(r#"{"system-features":"nixos-test","builders":"ssh://b x86_64-linux"}"#).unwrap();
+        let json: Value = serde_json::from_str(
+            r#"{"system-features":"nixos-test","builders":"ssh://b x86_64-linux"}"#,
+        )
+        .unwrap();
         let c = BuilderConfig::from_json(&json);
         assert_eq!(c.system_features, vec!["nixos-test"]);
         assert!(c.remote_builders);

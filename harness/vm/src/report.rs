@@ -44,17 +44,27 @@ pub fn progress_line(event: &Event) -> String {
 
 /// Counts by status, in a fixed order.
 pub fn summary_counts(report: &RunReport) -> Vec<(Status, usize)> {
-    [Status::Passed, Status::Failed, Status::TimedOut, Status::Refused, Status::Interrupted, Status::NotRun]
-        .into_iter()
-        .map(|s| (s, report.count(s)))
-        .filter(|(_, n)| *n > 0)
-        .collect()
+    [
+        Status::Passed,
+        Status::Failed,
+        Status::TimedOut,
+        Status::Refused,
+        Status::Interrupted,
+        Status::NotRun,
+    ]
+    .into_iter()
+    .map(|s| (s, report.count(s)))
+    .filter(|(_, n)| *n > 0)
+    .collect()
 }
 
 /// The summary for people: a table, then every non-pass with its reason and log tail.
 pub fn human(report: &RunReport, junit: Option<&Path>) -> String {
     let mut out = String::new();
-    let counts: Vec<String> = summary_counts(report).iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
+    let counts: Vec<String> = summary_counts(report)
+        .iter()
+        .map(|(s, n)| format!("{n} {}", s.as_str()))
+        .collect();
     let busy: f64 = report.checks.iter().map(|c| c.seconds).sum();
     let _ = writeln!(
         out,
@@ -63,17 +73,43 @@ pub fn human(report: &RunReport, junit: Option<&Path>) -> String {
         report.wall_seconds,
         report.jobs
     );
-    let width = report.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let width = report
+        .checks
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(0);
     for c in &report.checks {
-        let attempts = if c.attempts.len() > 1 { format!("  {} attempts", c.attempts.len()) } else { String::new() };
-        let _ = writeln!(out, "  {:<11} {:<width$} {:>8.1}s{attempts}", c.status.as_str(), c.name, c.seconds);
+        let attempts = if c.attempts.len() > 1 {
+            format!("  {} attempts", c.attempts.len())
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  {:<11} {:<width$} {:>8.1}s{attempts}",
+            c.status.as_str(),
+            c.name,
+            c.seconds
+        );
     }
     for c in report.checks.iter().filter(|c| c.status != Status::Passed) {
         let _ = writeln!(out);
-        let _ = writeln!(out, "--- {} {}: {}", c.name, c.status.as_str(), c.reason.as_deref().unwrap_or("(no reason recorded)"));
+        let _ = writeln!(
+            out,
+            "--- {} {}: {}",
+            c.name,
+            c.status.as_str(),
+            c.reason.as_deref().unwrap_or("(no reason recorded)")
+        );
         if !c.log_tail.is_empty() {
             if let Some(log) = &c.log {
-                let _ = writeln!(out, "    last {} line(s) of {}:", c.log_tail.len(), log.display());
+                let _ = writeln!(
+                    out,
+                    "    last {} line(s) of {}:",
+                    c.log_tail.len(),
+                    log.display()
+                );
             }
             for line in &c.log_tail {
                 let _ = writeln!(out, "    | {line}");
@@ -86,7 +122,10 @@ pub fn human(report: &RunReport, junit: Option<&Path>) -> String {
         let _ = writeln!(out, "junit: {}", junit.display());
     }
     if report.interrupted {
-        let _ = writeln!(out, "interrupted: the builds that were running were stopped; the rest never started");
+        let _ = writeln!(
+            out,
+            "interrupted: the builds that were running were stopped; the rest never started"
+        );
     }
     out
 }
@@ -94,12 +133,17 @@ pub fn human(report: &RunReport, junit: Option<&Path>) -> String {
 /// The JSON document (schema 1, docs/vm.md).
 pub fn json(report: &RunReport, junit: Option<&Path>, exit_code: u8) -> Value {
     let mut value = serde_json::to_value(report).expect("the report serializes");
-    let counts: serde_json::Map<String, Value> =
-        summary_counts(report).into_iter().map(|(s, n)| (s.as_str().to_string(), json!(n))).collect();
+    let counts: serde_json::Map<String, Value> = summary_counts(report)
+        .into_iter()
+        .map(|(s, n)| (s.as_str().to_string(), json!(n)))
+        .collect();
     if let Value::Object(map) = &mut value {
         map.insert("schema".into(), json!(1));
         map.insert("summary".into(), Value::Object(counts));
-        map.insert("junit".into(), json!(junit.map(|p| p.display().to_string())));
+        map.insert(
+            "junit".into(),
+            json!(junit.map(|p| p.display().to_string())),
+        );
         map.insert("exitCode".into(), json!(exit_code));
     }
     value
@@ -111,11 +155,19 @@ pub fn plan_human(plan: &Plan) -> String {
     let _ = writeln!(out, "VM checks of {} ({}):", plan.flake, plan.system);
     let width = plan.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     for c in &plan.checks {
-        let features = if c.features.is_empty() { "-".to_string() } else { c.features.join(",") };
+        let features = if c.features.is_empty() {
+            "-".to_string()
+        } else {
+            c.features.join(",")
+        };
         let flaky = if c.flaky { " flaky" } else { "" };
         match &c.refusal {
             None => {
-                let _ = writeln!(out, "  runnable  {:<width$}  features: {features}{flaky}", c.name);
+                let _ = writeln!(
+                    out,
+                    "  runnable  {:<width$}  features: {features}{flaky}",
+                    c.name
+                );
             }
             Some(reason) => {
                 let _ = writeln!(out, "  refused   {:<width$}  {reason}", c.name);

@@ -99,15 +99,47 @@ impl RunReport {
 /// Progress, as it happens (the CLI prints one line per event).
 #[derive(Debug, Clone)]
 pub enum Event {
-    Planned { flake: String, system: String, checks: usize, runnable: usize, jobs: usize, log_dir: PathBuf },
-    Refused { name: String, reason: String },
-    Started { name: String, attempt: u32, attempts: u32 },
-    Retrying { name: String, attempt: u32, attempts: u32, status: Status, seconds: f64 },
-    Finished { name: String, status: Status, seconds: f64, attempt: u32, log: PathBuf, reason: Option<String> },
+    Planned {
+        flake: String,
+        system: String,
+        checks: usize,
+        runnable: usize,
+        jobs: usize,
+        log_dir: PathBuf,
+    },
+    Refused {
+        name: String,
+        reason: String,
+    },
+    Started {
+        name: String,
+        attempt: u32,
+        attempts: u32,
+    },
+    Retrying {
+        name: String,
+        attempt: u32,
+        attempts: u32,
+        status: Status,
+        seconds: f64,
+    },
+    Finished {
+        name: String,
+        status: Status,
+        seconds: f64,
+        attempt: u32,
+        log: PathBuf,
+        reason: Option<String>,
+    },
 }
 
 /// Runs every runnable check of `plan`.
-pub fn run(config: &Config, _nix: &Nix, plan: Plan, on_event: &(dyn Fn(&Event) + Sync)) -> Result<RunReport> {
+pub fn run(
+    config: &Config,
+    _nix: &Nix,
+    plan: Plan,
+    on_event: &(dyn Fn(&Event) + Sync),
+) -> Result<RunReport> {
     signal::install();
     let log_dir = prepare_log_dir(config.log_dir.as_deref())?;
     let started = Instant::now();
@@ -123,7 +155,10 @@ pub fn run(config: &Config, _nix: &Nix, plan: Plan, on_event: &(dyn Fn(&Event) +
     });
     for c in plan.checks.iter() {
         if let Some(reason) = &c.refusal {
-            on_event(&Event::Refused { name: c.name.clone(), reason: reason.clone() });
+            on_event(&Event::Refused {
+                name: c.name.clone(),
+                reason: reason.clone(),
+            });
         }
     }
 
@@ -151,7 +186,13 @@ pub fn run(config: &Config, _nix: &Nix, plan: Plan, on_event: &(dyn Fn(&Event) +
         .iter()
         .map(|c| match &c.refusal {
             Some(reason) => skeleton(c, Status::Refused, Some(reason.clone())),
-            None => done.next().flatten().unwrap_or_else(|| skeleton(c, Status::NotRun, Some("interrupted before it started".into()))),
+            None => done.next().flatten().unwrap_or_else(|| {
+                skeleton(
+                    c,
+                    Status::NotRun,
+                    Some("interrupted before it started".into()),
+                )
+            }),
         })
         .collect();
 
@@ -186,27 +227,58 @@ fn skeleton(c: &Check, status: Status, reason: Option<String>) -> CheckResult {
 /// The log directory: the one asked for, or a fresh one under the system temp dir.
 fn prepare_log_dir(wanted: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = wanted {
-        fs::create_dir_all(dir).map_err(|e| VmError::Other(format!("cannot create the log directory {}: {e}", dir.display())))?;
-        return dir.canonicalize().map_err(|e| VmError::Other(format!("log directory {}: {e}", dir.display())));
+        fs::create_dir_all(dir).map_err(|e| {
+            VmError::Other(format!(
+                "cannot create the log directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        return dir
+            .canonicalize()
+            .map_err(|e| VmError::Other(format!("log directory {}: {e}", dir.display())));
     }
-    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     for n in 0..1000 {
-        let dir = std::env::temp_dir().join(format!("paranoid-vm-{stamp}-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("paranoid-vm-{stamp}-{}-{n}", std::process::id()));
         match fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(VmError::Other(format!("cannot create a log directory in {}: {e}", std::env::temp_dir().display()))),
+            Err(e) => {
+                return Err(VmError::Other(format!(
+                    "cannot create a log directory in {}: {e}",
+                    std::env::temp_dir().display()
+                )))
+            }
         }
     }
-    Err(VmError::Other("cannot find a free log directory name".into()))
+    Err(VmError::Other(
+        "cannot find a free log directory name".into(),
+    ))
 }
 
 /// A check name as a file name.
 pub fn file_stem(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
-fn run_check(config: &Config, check: &Check, log_dir: &Path, on_event: &(dyn Fn(&Event) + Sync)) -> CheckResult {
+fn run_check(
+    config: &Config,
+    check: &Check,
+    log_dir: &Path,
+    on_event: &(dyn Fn(&Event) + Sync),
+) -> CheckResult {
     let attempts_allowed = if check.flaky { 1 + config.retries } else { 1 };
     let stem = file_stem(&check.name);
     let log = log_dir.join(format!("{stem}.log"));
@@ -215,7 +287,11 @@ fn run_check(config: &Config, check: &Check, log_dir: &Path, on_event: &(dyn Fn(
     result.log = Some(log.clone());
 
     for attempt in 1..=attempts_allowed {
-        on_event(&Event::Started { name: check.name.clone(), attempt, attempts: attempts_allowed });
+        on_event(&Event::Started {
+            name: check.name.clone(),
+            attempt,
+            attempts: attempts_allowed,
+        });
         let outcome = attempt_once(config, check, &log, &root, attempt, attempts_allowed);
         result.seconds += outcome.attempt.seconds;
         result.status = outcome.attempt.status;
@@ -224,7 +300,11 @@ fn run_check(config: &Config, check: &Check, log_dir: &Path, on_event: &(dyn Fn(
         result.attempts.push(outcome.attempt.clone());
         if outcome.attempt.status == Status::Passed {
             result.out_path = fs::read_link(&root).ok();
-            result.junit = result.out_path.as_ref().map(|o| o.join("junit.xml")).filter(|j| j.is_file());
+            result.junit = result
+                .out_path
+                .as_ref()
+                .map(|o| o.join("junit.xml"))
+                .filter(|j| j.is_file());
             result.log_tail.clear();
             break;
         }
@@ -256,9 +336,20 @@ struct Outcome {
     tail: Vec<String>,
 }
 
-fn attempt_once(config: &Config, check: &Check, log: &Path, root: &Path, attempt: u32, attempts: u32) -> Outcome {
+fn attempt_once(
+    config: &Config,
+    check: &Check,
+    log: &Path,
+    root: &Path,
+    attempt: u32,
+    attempts: u32,
+) -> Outcome {
     let fail = |reason: String, seconds: f64| Outcome {
-        attempt: Attempt { status: Status::Failed, seconds, exit: None },
+        attempt: Attempt {
+            status: Status::Failed,
+            seconds,
+            exit: None,
+        },
         reason: Some(reason),
         tail: Vec::new(),
     };
@@ -269,13 +360,26 @@ fn attempt_once(config: &Config, check: &Check, log: &Path, root: &Path, attempt
     let offset = file.metadata().map(|m| m.len()).unwrap_or(0);
 
     let mut cmd = Command::new("nix-store");
-    cmd.arg("--realise").arg(&check.drv_path).arg("--add-root").arg(root);
-    let _ = writeln!(file, "=== paranoid-harness vm: {} attempt {attempt}/{attempts}: {}", check.name, render(&cmd));
+    cmd.arg("--realise")
+        .arg(&check.drv_path)
+        .arg("--add-root")
+        .arg(root);
+    let _ = writeln!(
+        file,
+        "=== paranoid-harness vm: {} attempt {attempt}/{attempts}: {}",
+        check.name,
+        render(&cmd)
+    );
     let (stdout, stderr) = match (file.try_clone(), file.try_clone()) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return fail(format!("cannot share the log with nix-store: {e}"), 0.0),
+        (Err(e), _) | (_, Err(e)) => {
+            return fail(format!("cannot share the log with nix-store: {e}"), 0.0)
+        }
     };
-    cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr).process_group(0);
+    cmd.stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0);
 
     let started = Instant::now();
     let mut child = match cmd.spawn() {
@@ -287,7 +391,10 @@ fn attempt_once(config: &Config, check: &Check, log: &Path, root: &Path, attempt
 
     let reason = match status {
         Status::Passed => None,
-        Status::TimedOut => Some(format!("timed out after {}s (--timeout); the build was stopped", config.timeout.as_secs())),
+        Status::TimedOut => Some(format!(
+            "timed out after {}s (--timeout); the build was stopped",
+            config.timeout.as_secs()
+        )),
         Status::Interrupted => Some("interrupted; the build was stopped".to_string()),
         _ => Some(match exit {
             Some(100) => "the build failed (nix-store exit 100)".to_string(),
@@ -302,15 +409,41 @@ fn attempt_once(config: &Config, check: &Check, log: &Path, root: &Path, attempt
         status.as_str(),
         exit.map(|c| format!(" (exit {c})")).unwrap_or_default()
     );
-    let tail = if status == Status::Passed { Vec::new() } else { tail_since(log, offset, TAIL_LINES) };
-    Outcome { attempt: Attempt { status, seconds, exit }, reason, tail }
+    let tail = if status == Status::Passed {
+        Vec::new()
+    } else {
+        tail_since(log, offset, TAIL_LINES)
+    };
+    Outcome {
+        attempt: Attempt {
+            status,
+            seconds,
+            exit,
+        },
+        reason,
+        tail,
+    }
 }
 
 /// Waits for the build; stops it (SIGTERM to its PID, SIGKILL after `grace`) on timeout or Ctrl-C.
-fn supervise(child: &mut Child, timeout: Duration, grace: Duration, started: Instant) -> (Status, Option<i32>) {
+fn supervise(
+    child: &mut Child,
+    timeout: Duration,
+    grace: Duration,
+    started: Instant,
+) -> (Status, Option<i32>) {
     loop {
         match child.try_wait() {
-            Ok(Some(st)) => return (if st.success() { Status::Passed } else { Status::Failed }, st.code()),
+            Ok(Some(st)) => {
+                return (
+                    if st.success() {
+                        Status::Passed
+                    } else {
+                        Status::Failed
+                    },
+                    st.code(),
+                )
+            }
             Ok(None) => {}
             Err(_) => return (Status::Failed, None),
         }
@@ -354,7 +487,10 @@ fn tail_since(log: &Path, offset: u64, n: usize) -> Vec<String> {
         return Vec::new();
     }
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].iter().map(|l| l.to_string()).collect()
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
 }
 
 #[cfg(test)]
@@ -379,6 +515,8 @@ mod tests {
         }
         let tail = tail_since(&log, offset, 3);
         assert_eq!(tail, vec!["line 47", "line 48", "line 49"]);
-        assert!(tail_since(&log, offset, 100).iter().all(|l| l.starts_with("line")));
+        assert!(tail_since(&log, offset, 100)
+            .iter()
+            .all(|l| l.starts_with("line")));
     }
 }
