@@ -70,10 +70,10 @@ common.mkTest { name = "logs"; } {
         sender.succeed("chown root:systemd-journal ${tls}/client.key.pem && chmod 640 ${tls}/client.key.pem")
 
     receiver.succeed("systemctl restart nginx.service")
-    receiver.wait_for_unit("nginx.service")
+    receiver.wait_for_unit("nginx.service", timeout=120)
     sender.succeed("systemctl reset-failed systemd-journal-upload.service || true")
     sender.succeed("systemctl restart systemd-journal-upload.service")
-    sender.wait_for_unit("systemd-journal-upload.service")
+    sender.wait_for_unit("systemd-journal-upload.service", timeout=120)
 
     with subtest("the receiver refuses a client without a certificate"):
         out = sender.succeed("curl -s -o /dev/null -w '%{http_code}' --cacert ${tls}/ca.cert.pem https://receiver/upload || true")
