@@ -1,7 +1,7 @@
 # The paranoid side of every VM test node: knobs, accounts and keys, and what the test expects
 # to observe. Nothing here is VM-specific, so the same modules are evaluated offline against
-# paranoid's guard rails (harness/tests/vm_postures.rs) and booted by the VM tests
-# (checks/vm/*.nix), which add only virtual hardware and test fixtures.
+# paranoid's guard rails (harness/tests/vm_checks.rs, through checks/vm/offline.nix) and booted
+# by the VM tests (checks/vm/*.nix), which add only virtual hardware and test fixtures.
 #
 # Each node is { posture = <NixOS module>; disks = "plain" | "amnesic" | "bastion"; }:
 #   plain   / on the VM's disk, the store as qemu-vm sets it up;

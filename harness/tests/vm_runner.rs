@@ -24,24 +24,28 @@ fn system() -> &'static str {
     static SYSTEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SYSTEM.get_or_init(|| {
         let out = Command::new("nix")
-            .args([
-                "--extra-experimental-features",
-                "nix-command",
-                "eval",
-                "--impure",
-                "--raw",
-                "--expr",
-                "builtins.currentSystem",
-            ])
+            .args(["--extra-experimental-features", "nix-command", "eval", "--impure", "--raw", "--expr", "builtins.currentSystem"])
             .env("NIX_CONFIG", NIX_CONFIG)
             .output()
             .expect("these tests run real Nix: `nix` must be on PATH");
-        assert!(
-            out.status.success(),
-            "nix eval builtins.currentSystem failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        assert!(out.status.success(), "nix eval builtins.currentSystem failed: {}", String::from_utf8_lossy(&out.stderr));
+        let system = String::from_utf8(out.stdout).unwrap();
+        // The stand-ins run /bin/sh outside any sandbox, as this user: only a Nix that honours
+        // `sandbox = false` from this process (root, single-user, or a trusted user) can run them.
+        let probe = format!(
+            r#"derivation {{ name = "paranoid-standin-probe-{}"; system = "{system}"; builder = "/bin/sh"; args = [ "-c" "/bin/mkdir $out" ]; }}"#,
+            nonce()
         );
-        String::from_utf8(out.stdout).unwrap()
+        let drv = Command::new("nix-instantiate").args(["--expr", &probe]).env("NIX_CONFIG", NIX_CONFIG).output().unwrap();
+        let drv = String::from_utf8_lossy(&drv.stdout).trim().to_string();
+        let built = Command::new("nix-store").args(["--realise", &drv]).env("NIX_CONFIG", NIX_CONFIG).output().unwrap();
+        assert!(
+            built.status.success(),
+            "cannot run the stand-in checks here: a derivation with builder /bin/sh does not build with \
+             `sandbox = false` (these tests need a Nix that honours it: root, single-user, or a trusted user):\n{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        system
     })
 }
 
@@ -346,11 +350,23 @@ fn a_failure_is_reported_with_its_log_tail_and_exit_1() {
 fn a_hanging_check_times_out_and_its_build_is_stopped() {
     let s = Scratch::new(r#"vm-hang = standin "hang" "echo hanging; sleep 45; mkdir $out" { };"#);
     let started = Instant::now();
-    let out = s
+    let child = s
         .vm()
         .args(["--timeout", "3", "--format", "json"])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // The builder is seen running (so the check below that it is gone means something).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.leftovers().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !s.leftovers().is_empty(),
+        "the hanging builder was never seen running"
+    );
+    let out = child.wait_with_output().unwrap();
     let elapsed = started.elapsed();
     assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
     assert!(
