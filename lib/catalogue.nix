@@ -90,16 +90,13 @@ in
     {
       id = "vpn-missing";
       description = "SSH only over a VPN that does not exist";
-      when = [ { "vpn.sshOnlyOverVpn" = true; "vpn.tailscale.enable" = false; } ];
       set = { "vpn.sshOnlyOverVpn" = true; "vpn.tailscale.enable" = false; };
+      module = { networking.wireguard.interfaces = lib.mkForce { }; };
     }
     {
       id = "sudo-removed-no-root";
       description = "sudo removed while root cannot log in over SSH";
-      when = [
-        { "sudo.mode" = "removed"; "ssh.enable" = false; }
-        { "sudo.mode" = "removed"; "ssh.enable" = true; "ssh.permitRootLogin" = "no"; }
-      ];
+      when = [ { "sudo.mode" = "removed"; "ssh.enable" = true; "ssh.permitRootLogin" = "no"; } ];
       set = { "sudo.mode" = "removed"; "ssh.enable" = true; "ssh.permitRootLogin" = "no"; };
     }
     {

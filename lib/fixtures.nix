@@ -23,6 +23,14 @@ in
         hashedPasswordFile = "/run/keys/admin-password";
         openssh.authorizedKeys.keys = [ key ];
       };
+      # A server is reachable somehow: sshd runs (paranoid.ssh only hardens it) and a
+      # WireGuard interface stands for the VPN that paranoid.vpn can hide SSH behind.
+      services.openssh.enable = true;
+      networking.wireguard.interfaces.wg0 = {
+        ips = [ "10.100.0.2/24" ];
+        privateKeyFile = "/run/keys/wg0.key";
+        peers = [ { publicKey = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="; allowedIPs = [ "10.100.0.1/32" ]; } ];
+      };
       systemd.services.demo = {
         description = "A network daemon paranoid sandboxes";
         wantedBy = [ "multi-user.target" ];
@@ -31,6 +39,7 @@ in
       };
     };
     paranoid = {
+      paranoid.vpn.interface = "wg0";
       paranoid.services.demo = { };
       paranoid.logs.remote = {
         url = "https://logs.example.internal:19532";

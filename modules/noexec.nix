@@ -15,6 +15,7 @@ let
   amnesia = config.paranoid.amnesia;
   fileSystems = lib.filterAttrs (_: fs: fs.enable) config.fileSystems;
   storeMount = h.mountOf fileSystems "/nix/store";
+  storeHardened = storeMount != null && !(lib.elem storeMount.mountPoint (h.storeMounts ++ cfg.exceptions));
   buildDir = config.nix.settings.build-dir or null;
 
   hardened = fs: !(lib.elem fs.mountPoint (h.storeMounts ++ cfg.exceptions));
@@ -75,7 +76,7 @@ in
 
     assertions = [
       {
-        assertion = storeMount == null || lib.elem storeMount.mountPoint (h.storeMounts ++ cfg.exceptions);
+        assertion = !storeHardened;
         message = h.guard "noexec-store-on-root" ''
           paranoid.noexec.enable = true would put noexec on ${if storeMount == null then "" else storeMount.mountPoint}, which holds /nix/store:
           nothing on the system could run.
@@ -90,7 +91,8 @@ in
           options = [ "mode=1777" "size=25%" ]; }; paranoid.noexec hardens that one.'';
       }
       {
-        assertion = buildDir == null || h.execAllowedAt fileSystems (toString buildDir);
+        # Reported once, as noexec-store-on-root, when the whole store is affected.
+        assertion = storeHardened || buildDir == null || h.execAllowedAt fileSystems (toString buildDir);
         message = h.guard "noexec-build-dir" ''
           nix.settings.build-dir = "${toString buildDir}" lies on a noexec filesystem under paranoid.noexec.enable,
           so every Nix build would fail to run its builder.

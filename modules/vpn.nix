@@ -82,7 +82,8 @@ in
             Fix: remove services.openssh.openFirewall = true, or set paranoid.vpn.sshOnlyOverVpn = false.'';
         }
         {
-          assertion = sshOpenEverywhere == [ ];
+          # When openFirewall put them there, vpn-ssh-open already said so.
+          assertion = config.services.openssh.openFirewall || sshOpenEverywhere == [ ];
           message = h.guard "vpn-ssh-port-open" ''
             paranoid.vpn.sshOnlyOverVpn = true, but networking.firewall.allowedTCPPorts contains the SSH
             port(s) ${h.showList sshOpenEverywhere}, which opens them on every interface.
