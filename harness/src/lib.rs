@@ -3,3 +3,4 @@
 //! maps errors to exit codes.
 
 pub mod error;
+pub mod vm_cmd;

@@ -1,6 +1,32 @@
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+use paranoid_harness::vm_cmd;
+
+/// paranoid-harness: proves the posture of paranoid's NixOS knobs.
+#[derive(Parser)]
+#[command(name = "paranoid-harness", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the flake's NixOS VM tests (checks.<system>.vm-*) in parallel.
+    Vm(vm_cmd::VmArgs),
+}
+
 fn main() -> ExitCode {
-    eprintln!("paranoid-harness: under construction");
-    ExitCode::from(paranoid_harness::error::exit::FAILED)
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Vm(args) => vm_cmd::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("paranoid-harness: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
