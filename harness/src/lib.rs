@@ -4,3 +4,4 @@
 
 pub mod error;
 pub mod sandbox_cmd;
+pub mod vm_cmd;

@@ -1,11 +1,11 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use paranoid_harness::error::exit;
-use paranoid_harness::sandbox_cmd;
+use paranoid_harness::{sandbox_cmd, vm_cmd};
 
+/// paranoid-harness: proves the posture of paranoid's NixOS knobs.
 #[derive(Parser)]
-#[command(name = "paranoid-harness", version, about = "Evaluates paranoid's NixOS knobs in every combination and proves the posture")]
+#[command(name = "paranoid-harness", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,14 +15,17 @@ struct Cli {
 enum Command {
     /// Prove the posture with the real daemons in throwaway namespaces (needs root).
     Sandbox(sandbox_cmd::SandboxArgs),
+    /// Run the flake's NixOS VM tests (checks.<system>.vm-*) in parallel.
+    Vm(vm_cmd::VmArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let r = match cli.command {
-        Command::Sandbox(a) => sandbox_cmd::run(a),
+    let result = match cli.command {
+        Command::Sandbox(args) => sandbox_cmd::run(args),
+        Command::Vm(args) => vm_cmd::run(args),
     };
-    match r {
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("paranoid-harness: {e}");
@@ -30,6 +33,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
-#[allow(dead_code)]
-const _: u8 = exit::OK;
