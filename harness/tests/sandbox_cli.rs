@@ -155,3 +155,22 @@ fn without_network_namespaces_the_checks_that_need_them_say_so_and_the_run_exits
         assert!(c["summary"].as_str().unwrap().contains("Operation not permitted"), "{c}");
     }
 }
+
+#[test]
+fn a_projection_path_that_climbs_out_of_the_scratch_directory_is_refused() {
+    require_root();
+    let mut p = projection_of("bastion");
+    p["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+        "mountPoint": "/srv/../../../etc", "device": "/../../etc", "fsType": "none",
+        "options": ["bind"], "neededForBoot": false, "origin": "systemd.mounts"
+    }));
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("climb.json");
+    std::fs::write(&f, p.to_string()).unwrap();
+    let out = harness().args(["sandbox", "--projection", f.to_str().unwrap(), "--checks", "mounts", "--format", "json"]).output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    let m = check(&r, "mounts");
+    assert_eq!(m["status"], "fail");
+    assert!(evidence_text(m).contains("refusing path \"/srv/../../../etc\""), "{m}");
+}

@@ -74,9 +74,15 @@ impl Registry {
     /// Create the run's id, lock, journal and work directory.
     pub fn start(state_dir: &Path) -> io::Result<Registry> {
         let runs = state_dir.join("runs");
-        fs::create_dir_all(&runs)?;
-        fs::set_permissions(state_dir, fs::Permissions::from_mode(0o755))?;
-        fs::set_permissions(&runs, fs::Permissions::from_mode(0o700))?;
+        // Never change the mode of a directory we did not create (think `--state-dir /tmp`).
+        if !state_dir.exists() {
+            fs::create_dir_all(state_dir)?;
+            fs::set_permissions(state_dir, fs::Permissions::from_mode(0o755))?;
+        }
+        if !runs.exists() {
+            fs::create_dir_all(&runs)?;
+            fs::set_permissions(&runs, fs::Permissions::from_mode(0o700))?;
+        }
         let run_id = new_run_id()?;
         let lock = OpenOptions::new().create(true).truncate(false).write(true).open(runs.join(format!("{run_id}.lock")))?;
         if !sys::try_lock(&lock)? {

@@ -100,3 +100,21 @@ impl Mount {
         })
     }
 }
+
+/// A path from the projection that is safe to place under a prefix: absolute, no `..`, no NUL.
+/// The checks run as root and write below their scratch directories; a path that could climb
+/// out of them is refused.
+pub fn safe_abs_path(p: &str) -> Result<&str, String> {
+    if !p.starts_with('/') || p.contains('\0') || p.split('/').any(|c| c == "..") {
+        return Err(format!("refusing path {p:?} from the projection: it must be absolute and free of `..`"));
+    }
+    Ok(p)
+}
+
+/// A unit file name that is safe to write into a directory: no path separators, not hidden.
+pub fn safe_unit_name(n: &str) -> Result<&str, String> {
+    if n.is_empty() || n.contains('/') || n.contains('\0') || n.starts_with('.') {
+        return Err(format!("refusing unit name {n:?} from the projection"));
+    }
+    Ok(n)
+}

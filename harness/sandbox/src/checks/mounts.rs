@@ -213,6 +213,17 @@ fn elf_source() -> Result<PathBuf, String> {
 }
 
 fn mount_and_probe(ctx: &Ctx, p: &Permutation, prefix: &Path, rec: &mut Recorder) -> Result<(), String> {
+    // Every path below is placed under the prefix and written to as root: none may climb out.
+    for m in p.mounts() {
+        crate::projection::safe_abs_path(&m.mount_point)?;
+        if let Some(d) = m.device.as_deref().filter(|d| d.starts_with('/')) {
+            crate::projection::safe_abs_path(d)?;
+        }
+    }
+    for (file, storage) in p.persisted_files() {
+        crate::projection::safe_abs_path(&file)?;
+        crate::projection::safe_abs_path(&storage)?;
+    }
     let (planned, notes) = plan(p);
     for n in notes {
         rec.note(n);

@@ -89,6 +89,7 @@ fn run_inner(ctx: &Ctx, units: &[(String, String)], presets: &[(String, String)]
     let mut stubs = 0;
     let mut verifiable = vec![];
     for (name, text) in units {
+        crate::projection::safe_unit_name(name)?;
         let mut text = text.clone();
         for (setting, since, replacement) in NEWER_THAN_HOST {
             if major > 0 && major < *since && text.lines().any(|l| l.trim() == *setting) {
@@ -103,6 +104,7 @@ fn run_inner(ctx: &Ctx, units: &[(String, String)], presets: &[(String, String)]
             continue;
         }
         for path in paths {
+            crate::projection::safe_abs_path(&path)?;
             let stub = root.join(path.trim_start_matches('/'));
             if !stub.exists() {
                 write_file(&stub, "#!/bin/sh\nexit 0\n", 0o755).map_err(|e| e.to_string())?;
