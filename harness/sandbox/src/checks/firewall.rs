@@ -118,7 +118,10 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
                 "iptables backend: this configuration turned networking.nftables off, but paranoid's firewall knob selects nftables and only its rules are rendered",
             )
         } else if fw_on {
-            CheckResult::not_applicable(id, "paranoid.firewall.enable is off: NixOS's own iptables firewall is not rendered in the projection and paranoid promises nothing about it")
+            CheckResult::not_applicable(
+                id,
+                "iptables backend (paranoid.firewall.enable is off; paranoid's firewall knob is what selects nftables): NixOS's iptables rules are not rendered in the projection, and paranoid promises nothing about them",
+            )
         } else {
             CheckResult::not_applicable(id, "no packet filter in this configuration")
         };
