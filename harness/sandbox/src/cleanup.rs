@@ -132,9 +132,22 @@ pub fn belongs_to(name: &str, id: &str) -> bool {
         || name.starts_with(&format!("{NAME_PREFIX}-{id}-"))
 }
 
-/// PIDs of processes whose environment carries `RUN_MARKER=id`.
-pub fn processes_of_run(id: &str) -> Vec<u32> {
+/// PIDs of the run's processes, found three ways, because one is not enough: sshd rewrites its
+/// argv and environment for its process title, which erases the environment marker.
+/// - the environment carries `RUN_MARKER=id` (everything the run spawns);
+/// - the command line names the run's work directory `<state>/<id>/` (sshd's `-f` config);
+/// - the process lives in one of the run's network namespaces.
+pub fn processes_of_run(id: &str, state_dir: &Path) -> Vec<u32> {
     let marker = format!("{}={id}", exec::RUN_MARKER);
+    let workdir = format!("{}/{id}/", state_dir.display());
+    let netns: Vec<std::ffi::OsString> = fs::read_dir("/run/netns")
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| belongs_to(&e.file_name().to_string_lossy(), id))
+                .filter_map(|e| fs::metadata(e.path()).ok().map(|m| format!("net:[{}]", std::os::unix::fs::MetadataExt::ino(&m)).into()))
+                .collect()
+        })
+        .unwrap_or_default();
     let me = std::process::id();
     let mut pids = vec![];
     let Ok(rd) = fs::read_dir("/proc") else { return pids };
@@ -143,8 +156,12 @@ pub fn processes_of_run(id: &str) -> Vec<u32> {
         if pid == me {
             continue;
         }
-        let Ok(env) = fs::read(e.path().join("environ")) else { continue };
-        if env.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
+        let env = fs::read(e.path().join("environ")).unwrap_or_default();
+        let by_env = env.split(|b| *b == 0).any(|v| v == marker.as_bytes());
+        let cmdline = String::from_utf8_lossy(&fs::read(e.path().join("cmdline")).unwrap_or_default()).replace('\0', " ");
+        let by_cmdline = cmdline.contains(&workdir);
+        let by_netns = fs::read_link(e.path().join("ns/net")).map(|l| netns.contains(&l.into_os_string())).unwrap_or(false);
+        if by_env || by_cmdline || by_netns {
             // Zombies are already dead; PID 1 reaps them.
             let state = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
             let zombie = state.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(false);
@@ -225,10 +242,10 @@ pub fn group_exists(name: &str) -> bool {
 }
 
 /// End the processes of run `id` (by PID, SIGKILL), a few passes for ones started meanwhile.
-pub fn kill_run_processes(id: &str) -> Vec<u32> {
+pub fn kill_run_processes(id: &str, state_dir: &Path) -> Vec<u32> {
     let mut killed = vec![];
     for _ in 0..3 {
-        let pids = processes_of_run(id);
+        let pids = processes_of_run(id, state_dir);
         if pids.is_empty() {
             break;
         }
@@ -258,7 +275,7 @@ pub fn sweep(state_dir: &Path, cancel: &Cancel) -> Vec<String> {
         if !matches!(sys::try_lock(&lock), Ok(true)) {
             continue; // a live run holds it
         }
-        let killed = kill_run_processes(id);
+        let killed = kill_run_processes(id, state_dir);
         if !killed.is_empty() {
             report.push(format!("run {id}: ended processes {killed:?}"));
         }

@@ -113,15 +113,30 @@ pub fn leftovers(id: &str, state_dir: &Path) -> Vec<String> {
             }
         }
     }
+    // sshd rewrites its environment for its process title: match the work directory in the
+    // command line too, and membership of the run's network namespaces.
     let marker = format!("PARANOID_SANDBOX_RUN={id}");
+    let workdir = format!("{}/{id}/", state_dir.display());
+    let netns: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("pzs-{id}-")))
+                .filter_map(|e| std::fs::metadata(e.path()).ok().map(|m| format!("net:[{}]", std::os::unix::fs::MetadataExt::ino(&m))))
+                .collect()
+        })
+        .unwrap_or_default();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(env) = std::fs::read(e.path().join("environ")) else { continue };
-        if env.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
+        if pid == std::process::id() {
+            continue;
+        }
+        let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        let cmd = std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default().replace('\0', " ");
+        let ns = std::fs::read_link(e.path().join("ns/net")).map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
+        if env.split(|b| *b == 0).any(|v| v == marker.as_bytes()) || cmd.contains(&workdir) || netns.contains(&ns) {
             let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
             let zombie = stat.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(false);
             if !zombie {
-                let cmd = std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default().replace('\0', " ");
                 out.push(format!("process {pid} {cmd}"));
             }
         }
