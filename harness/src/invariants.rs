@@ -671,10 +671,24 @@ pub fn leaves(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
 }
 
 /// Top-level projected options whose value differs between two projections.
+/// `systemd.services` is projected only for the units paranoid knows of (its
+/// `paranoid.services` and the daemons it configures), so a unit only one side lists is not
+/// a difference: only units both sides project are compared.
 pub fn differing_options(a: &Value, b: &Value) -> BTreeSet<String> {
     let (oa, ob) = (a.get("options").and_then(Value::as_object), b.get("options").and_then(Value::as_object));
     let (Some(oa), Some(ob)) = (oa, ob) else { return BTreeSet::new() };
-    oa.keys().chain(ob.keys()).filter(|k| oa.get(*k) != ob.get(*k)).cloned().collect()
+    oa.keys()
+        .chain(ob.keys())
+        .filter(|k| {
+            if k.as_str() == "systemd.services" {
+                if let (Some(Value::Object(ua)), Some(Value::Object(ub))) = (oa.get(*k), ob.get(*k)) {
+                    return ua.iter().any(|(unit, x)| ub.get(unit).is_some_and(|y| y != x));
+                }
+            }
+            oa.get(*k) != ob.get(*k)
+        })
+        .cloned()
+        .collect()
 }
 
 /// `knob-off.untouched`: every projected option that no enabled area touches equals its
@@ -688,8 +702,19 @@ pub fn knob_off_untouched(p: &Posture, row: &Value, baseline: &Value, touched: &
             continue;
         }
         let (mut lr, mut lb) = (BTreeMap::new(), BTreeMap::new());
-        leaves(&opt, row.get("options").and_then(|o| o.get(&opt)).unwrap_or(&Value::Null), &mut lr);
-        leaves(&opt, baseline.get("options").and_then(|o| o.get(&opt)).unwrap_or(&Value::Null), &mut lb);
+        let (vr, vb) = (row.get("options").and_then(|o| o.get(&opt)).unwrap_or(&Value::Null), baseline.get("options").and_then(|o| o.get(&opt)).unwrap_or(&Value::Null));
+        if opt == "systemd.services" {
+            // Only the units both sides project (see differing_options).
+            for (unit, x) in vr.as_object().into_iter().flatten() {
+                if let Some(y) = vb.get(unit) {
+                    leaves(&format!("{opt}.{unit}"), x, &mut lr);
+                    leaves(&format!("{opt}.{unit}"), y, &mut lb);
+                }
+            }
+        } else {
+            leaves(&opt, vr, &mut lr);
+            leaves(&opt, vb, &mut lb);
+        }
         let diff: Vec<String> = lr
             .keys()
             .chain(lb.keys())

@@ -153,7 +153,7 @@ pub fn run(flake: &Flake, cat: &Catalogue, opts: &MatrixOptions, progress: &(dyn
     let started = Instant::now();
     let rows = plan::plan(cat, &opts.strategy, &opts.pins)?;
     progress(ProgressEvent::Planned(rows.len() + 1));
-    let is_reference = |r: &Row| matches!(r.kind, RowKind::AllOff | RowKind::SwitchAlone(_));
+    let is_reference = |r: &Row| matches!(r.kind, RowKind::AllOff | RowKind::SwitchAlone(_) | RowKind::AreaKnob(_));
     let (reference_rows, other_rows): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| is_reference(r));
 
     // Phase 1: the fixture without paranoid, all-off and the alone rows, kept whole.
@@ -174,7 +174,7 @@ pub fn run(flake: &Flake, cat: &Catalogue, opts: &MatrixOptions, progress: &(dyn
             let mut touched: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             if let Some(all_off) = all_off {
                 for r in &reference_rows {
-                    if let (RowKind::SwitchAlone(s), Some(Outcome::Projection(p))) = (&r.kind, outcomes.get(&r.id)) {
+                    if let (RowKind::SwitchAlone(s) | RowKind::AreaKnob(s), Some(Outcome::Projection(p))) = (&r.kind, outcomes.get(&r.id)) {
                         let name = s.split('=').next().unwrap_or("");
                         if let Some(k) = cat.knob(name) {
                             touched.entry(k.area.clone()).or_default().extend(invariants::differing_options(p, all_off));

@@ -60,6 +60,9 @@ pub enum RowKind {
     AllOn,
     /// One switch at one non-off value, every other switch off.
     SwitchAlone(String),
+    /// One area's switches on, one of its knobs or parameters at a non-default value, every
+    /// other area off: with the alone rows, teaches which options an area may touch.
+    AreaKnob(String),
     /// `paranoid.enable = true` with this profile and nothing else.
     Profile(String),
     /// A row of the strategy.
@@ -230,6 +233,23 @@ fn resting_value(k: &Knob) -> Value {
     k.off.clone().unwrap_or_else(|| k.default.clone())
 }
 
+/// For every non-switch, non-meta knob and each of its non-default values: its area's
+/// switches on, that value set (a knob only shows its effect with its area on).
+fn area_knob_rows(cat: &Catalogue, pins: &BTreeMap<String, Value>) -> Vec<(String, Value, BTreeMap<String, Value>)> {
+    let mut out = vec![];
+    for k in cat.knobs.iter().filter(|k| matches!(k.kind, Kind::Knob | Kind::Parameter) && !pins.contains_key(&k.name)) {
+        for v in k.values.iter().filter(|v| **v != k.default) {
+            let mut extra: BTreeMap<String, Value> = cat.switches().filter(|s| s.area == k.area).filter_map(|s| Some((s.name.clone(), s.on_value()?))).collect();
+            if extra.is_empty() {
+                continue;
+            }
+            extra.insert(k.name.clone(), v.clone());
+            out.push((k.name.clone(), v.clone(), extra));
+        }
+    }
+    out
+}
+
 /// Every switch at its off value: the base every row starts from.
 pub fn all_off(cat: &Catalogue) -> BTreeMap<String, Value> {
     cat.switches().filter_map(|k| Some((k.name.clone(), k.off.clone()?))).collect()
@@ -270,6 +290,9 @@ pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>
             push(RowKind::SwitchAlone(format!("{}={}", k.name, plain(v))), with(&BTreeMap::from([(k.name.clone(), v.clone())])));
         }
     }
+    for (name, v, extra) in area_knob_rows(cat, pins) {
+        push(RowKind::AreaKnob(format!("{name}={}", plain(&v))), with(&extra));
+    }
     if cat.knob("enable").is_some() && cat.knob("profile").is_some() {
         for p in cat.profiles.keys() {
             // Only enable + profile: any plain switch definition would beat the profile.
@@ -306,24 +329,7 @@ pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>
             }
         }
         Strategy::OneAtATime => {
-            for k in cat.knobs.iter().filter(|k| k.kind != Kind::Meta && !pins.contains_key(&k.name)) {
-                for v in &k.values {
-                    if *v == resting_value(k) {
-                        continue;
-                    }
-                    let mut extra = BTreeMap::new();
-                    if k.kind != Kind::Switch {
-                        // A knob only shows its effect with its area on.
-                        for s in cat.switches().filter(|s| s.area == k.area) {
-                            if let Some(on) = s.on_value() {
-                                extra.insert(s.name.clone(), on);
-                            }
-                        }
-                    }
-                    extra.insert(k.name.clone(), v.clone());
-                    push(RowKind::Generated, with(&extra));
-                }
-            }
+            // The switch-alone and area-knob rows above are exactly "one knob at a time".
         }
         Strategy::Random { samples, seed } => {
             let mut rng = Rng::new(*seed);
@@ -366,6 +372,7 @@ pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>
             RowKind::AllOff => "all-off".into(),
             RowKind::AllOn => "all-on".into(),
             RowKind::SwitchAlone(s) => format!("alone:{s}"),
+            RowKind::AreaKnob(s) => format!("area-knob:{s}"),
             RowKind::Profile(p) => format!("profile:{p}"),
             RowKind::Constraint(c) => format!("constraint:{c}"),
             RowKind::Generated => {
