@@ -33,13 +33,16 @@ let
     options = (evalSurface { modules = [ fixtures.matrix.host fixtures.matrix.paranoid ]; }).options;
   };
 
+  # Declarations evaluated without a host, for documentation.
+  docs = import ./docs.nix { inherit lib; inherit (evalSurface { }) options; };
+
   hosts = {
     meeka = ../examples/meeka;
     bastion = ../examples/bastion;
   };
 in
 {
-  inherit render profiles fixtures catalogue hosts evalSurface surfaceModules stubPkgs impermanenceModule paranoidModules;
+  inherit render profiles fixtures catalogue hosts docs evalSurface surfaceModules stubPkgs impermanenceModule paranoidModules;
   inherit (projection) project sanitize;
   systemdPresets = import ./systemd-presets.nix;
   sshCrypto = import ./ssh-crypto.nix;

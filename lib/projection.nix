@@ -125,9 +125,10 @@ let
     if !n.enable then null
     else n.ruleset + lib.concatStrings (mapAttrsToList (name: t: "table ${t.family} ${name} {\n${t.content}\n}\n") (filterAttrs (_: t: t.enable) n.tables));
 
+  # Unit files of the services paranoid sandboxes (what the sandbox tier scores).
   unitTexts = config:
     lib.listToAttrs (map (n: lib.nameValuePair "${n}.service" config.systemd.units."${n}.service".text)
-      (lib.filter (n: config.systemd.units ? "${n}.service") (interestingServices config)));
+      (lib.filter (n: config.systemd.units ? "${n}.service") (lib.attrNames (config.paranoid.services or { }))));
 
   flattenKnobs =
     prefix: attrs:
