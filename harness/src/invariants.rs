@@ -296,9 +296,12 @@ fn check_noexec(p: &Posture, proj: &Proj) -> Vec<Violation> {
     }
     let exceptions: Vec<String> = p.get("noexec.exceptions").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
     for m in &table.mounts {
+        // Filesystems: fileSystems entries and /dev/shm. The binds impermanence adds
+        // (systemd.mounts, initrd) are persisted paths: noexec.persisted judges them.
         let relevant = match m.origin.as_str() {
             "special" => m.mount_point == "/dev/shm",
-            _ => true,
+            "fileSystems" => true,
+            _ => false,
         };
         if !relevant || STORE_MOUNTS.contains(&m.mount_point.as_str()) || exceptions.contains(&m.mount_point) {
             continue;
@@ -824,3 +827,7 @@ pub fn applies(id: &str, p: &Posture, constraint_row: bool, expects_rejection: b
         _ => p.area_on(area),
     }
 }
+
+#[cfg(test)]
+#[path = "invariants_tests.rs"]
+mod tests;
