@@ -190,8 +190,8 @@ fn sshd_key(id: &str, cfg: &SshdConfig, p: &Posture, keyword: &str, want: &str, 
                 "ssh",
                 "ssh.enable",
                 format!(
-                    "remove the definition of services.openssh.settings.{settings_key} that overrides paranoid.ssh (look for lib.mkForce or a plain value), \
-                     or a `{keyword}` line in services.openssh.extraConfig placed before settings; paranoid.ssh sets {want}"
+                    "remove the definition of services.openssh.settings.{settings_key} that overrides paranoid.ssh (look for lib.mkForce, \
+                     or a plain value where paranoid uses mkDefault); paranoid.ssh sets {want}"
                 ),
             ),
         ));

@@ -265,7 +265,11 @@ fn run(cli: Cli) -> Result<u8> {
             let p = eval_cmd::evaluate(&flake, &target, Duration::from_secs(timeout))?;
             match format {
                 Format::Json => print_json(&p),
-                Format::Human => emit(&report::eval_human(&p)),
+                Format::Human => {
+                    // The catalogue names the switches; without it the summary still prints.
+                    let cat = Catalogue::load(&flake, CATALOGUE_TIMEOUT).ok();
+                    emit(&report::eval_human(&p, cat.as_ref()))
+                }
             }
             let code = eval_cmd::exit_code(&p);
             if code == exit::ASSERTIONS {

@@ -43,7 +43,7 @@ pub fn matrix_human(r: &MatrixResult) -> String {
         let _ = writeln!(o, "\nviolations ({} rows):", failing.len());
         for row in failing {
             for v in &row.violations {
-                let _ = writeln!(o, "  {} {}: {}", row.id, v.invariant, head(&v.message, 4));
+                let _ = writeln!(o, "  {} {}: {}", row.id, v.invariant, head(&v.message, 4).replace('\n', "\n      "));
                 let _ = writeln!(o, "    fix: {}", v.fix);
             }
         }
@@ -127,7 +127,7 @@ pub fn check_human(r: &CheckResult) -> String {
     }
     let _ = writeln!(o, "{} violation(s) of {} invariants checked:\n", r.violations.len(), r.checked.len());
     for v in &r.violations {
-        let _ = writeln!(o, "- [{}] {}", v.invariant, head(&v.message, 6));
+        let _ = writeln!(o, "- [{}] {}", v.invariant, head(&v.message, 6).replace('\n', "\n    "));
         let _ = writeln!(o, "  fix: {}", v.fix);
     }
     o
@@ -140,7 +140,7 @@ pub fn check_json(r: &CheckResult) -> Value {
 }
 
 /// `eval --format human`: what a reviewer scans first.
-pub fn eval_human(p: &Value) -> String {
+pub fn eval_human(p: &Value, cat: Option<&crate::catalogue::Catalogue>) -> String {
     let mut o = String::new();
     let knobs = crate::invariants::Proj(p).knobs();
     let get = |k: &str| knobs.get(k).map(crate::plan::plain).unwrap_or_else(|| "-".into());
@@ -152,12 +152,18 @@ pub fn eval_human(p: &Value) -> String {
         if p.get("paranoidImported").and_then(Value::as_bool) == Some(true) { format!("imported, enable = {}", get("enable")) } else { "not imported".into() },
         get("profile"),
     );
-    let on: Vec<String> = knobs
-        .iter()
-        .filter(|(k, v)| (k.ends_with(".enable") && **v == Value::Bool(true) && *k != "enable") || (k.as_str() == "sudo.mode" && v.as_str() != Some("upstream")) || (k.as_str() == "antivirus.mode" && v.as_str() != Some("off")))
-        .map(|(k, v)| if v.is_boolean() { k.trim_end_matches(".enable").to_string() } else { format!("{k}={}", crate::plan::plain(v)) })
-        .collect();
-    let _ = writeln!(o, "knobs on: {}", if on.is_empty() { "none".into() } else { on.join(", ") });
+    let on: Vec<String> = match cat {
+        // Each switch that is not at its off value, as the catalogue defines them.
+        Some(cat) => cat
+            .switches()
+            .filter_map(|k| {
+                let v = knobs.get(&k.name)?;
+                (Some(v) != k.off.as_ref()).then(|| if v.is_boolean() { k.name.clone() } else { format!("{}={}", k.name, crate::plan::plain(v)) })
+            })
+            .collect(),
+        None => knobs.iter().filter(|(k, v)| k.ends_with(".enable") && **v == Value::Bool(true) && *k != "enable").map(|(k, _)| k.clone()).collect(),
+    };
+    let _ = writeln!(o, "switches on: {}", if on.is_empty() { "none".into() } else { on.join(", ") });
     match p.pointer("/rendered/sshd_config").and_then(Value::as_str) {
         Some(text) => {
             let c = SshdConfig::parse(text);
