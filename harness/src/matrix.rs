@@ -69,6 +69,8 @@ pub struct MatrixResult {
     pub evaluated: usize,
     pub interrupted: bool,
     pub wall_seconds: f64,
+    /// What the runner had to do: processes, kills, re-runs.
+    pub nix: nix::Stats,
     /// Options each area's switches change on their own (learned from the alone rows).
     pub touched: BTreeMap<String, BTreeSet<String>>,
     pub invariants: BTreeMap<String, InvariantTally>,
@@ -151,6 +153,7 @@ fn check_row(cat: &Catalogue, row: &Row, outcome: &Outcome, reference: Option<&R
 /// Runs the matrix. `progress` is told the planned row count, then once per finished row.
 pub fn run(flake: &Flake, cat: &Catalogue, opts: &MatrixOptions, progress: &(dyn Fn(ProgressEvent) + Sync)) -> Result<MatrixResult> {
     let started = Instant::now();
+    let stats_before = nix::Stats::now();
     let rows = plan::plan(cat, &opts.strategy, &opts.pins)?;
     progress(ProgressEvent::Planned(rows.len() + 1));
     let is_reference = |r: &Row| matches!(r.kind, RowKind::AllOff | RowKind::SwitchAlone(_) | RowKind::AreaKnob(_));
@@ -241,6 +244,7 @@ pub fn run(flake: &Flake, cat: &Catalogue, opts: &MatrixOptions, progress: &(dyn
         evaluated: results.len(),
         interrupted: nix::interrupted(),
         wall_seconds: started.elapsed().as_secs_f64(),
+        nix: nix::Stats::now().since(stats_before),
         touched: reference.map(|r| r.touched).unwrap_or_default(),
         invariants: tallies,
         rows: results,

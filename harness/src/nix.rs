@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -168,6 +168,50 @@ impl EvalOptions {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+// Counters for reports (what the runner had to do), process-wide.
+static PROCESSES: AtomicUsize = AtomicUsize::new(0);
+static OVER_MEMORY: AtomicUsize = AtomicUsize::new(0);
+static TIMED_OUT: AtomicUsize = AtomicUsize::new(0);
+static BATCHES_DIED: AtomicUsize = AtomicUsize::new(0);
+static RERUN_ALONE: AtomicUsize = AtomicUsize::new(0);
+
+/// What the runner did so far in this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// `nix` processes started.
+    pub processes: usize,
+    /// Killed for going over their share of --max-memory.
+    pub over_memory: usize,
+    /// Killed at the per-process timeout.
+    pub timed_out: usize,
+    /// Batches whose process died or answered garbage (their items were re-run alone).
+    pub batches_died: usize,
+    /// Items re-run alone (failed inside a batch, or their batch died).
+    pub rerun_alone: usize,
+}
+
+impl Stats {
+    pub fn now() -> Stats {
+        Stats {
+            processes: PROCESSES.load(Ordering::SeqCst),
+            over_memory: OVER_MEMORY.load(Ordering::SeqCst),
+            timed_out: TIMED_OUT.load(Ordering::SeqCst),
+            batches_died: BATCHES_DIED.load(Ordering::SeqCst),
+            rerun_alone: RERUN_ALONE.load(Ordering::SeqCst),
+        }
+    }
+    /// What happened since `earlier`.
+    pub fn since(self, earlier: Stats) -> Stats {
+        Stats {
+            processes: self.processes - earlier.processes,
+            over_memory: self.over_memory - earlier.over_memory,
+            timed_out: self.timed_out - earlier.timed_out,
+            batches_died: self.batches_died - earlier.batches_died,
+            rerun_alone: self.rerun_alone - earlier.rerun_alone,
+        }
+    }
+}
+
 fn children() -> &'static Mutex<Vec<Arc<duct::Handle>>> {
     static CHILDREN: OnceLock<Mutex<Vec<Arc<duct::Handle>>>> = OnceLock::new();
     CHILDREN.get_or_init(|| Mutex::new(Vec::new()))
@@ -304,6 +348,7 @@ pub fn run_nix(args: &[String], timeout: Duration, mem_cap: Option<u64>) -> Resu
         .unchecked()
         .start()
         .map_err(|e| Error::Other(format!("could not start {}: {e}", nix.display())))?;
+    PROCESSES.fetch_add(1, Ordering::SeqCst);
     let handle = Arc::new(handle);
     children().lock().expect("children lock").push(handle.clone());
     let pids = handle.pids();
@@ -335,6 +380,11 @@ pub fn run_nix(args: &[String], timeout: Duration, mem_cap: Option<u64>) -> Resu
     };
     children().lock().expect("children lock").retain(|h| !Arc::ptr_eq(h, &handle));
     let output = output.map_err(|e| Error::Other(format!("waiting for {}: {e}", nix.display())))?;
+    match forced {
+        Some(Ended::OverMemory { .. }) => OVER_MEMORY.fetch_add(1, Ordering::SeqCst),
+        Some(Ended::TimedOut(_)) => TIMED_OUT.fetch_add(1, Ordering::SeqCst),
+        _ => 0,
+    };
     let ended = match forced {
         Some(f) => f,
         None => match output.status.code() {
@@ -618,6 +668,7 @@ fn evaluate_batch(
             if run.fetch_failed() {
                 return Err(classify_run_failure(&run, opts.backend, &format!("a batch of {} items", batch.len())));
             }
+            BATCHES_DIED.fetch_add(1, Ordering::SeqCst);
             batch_note = Some(match other {
                 Some(Err(garbage)) => garbage,
                 _ => run.failure(),
@@ -631,6 +682,7 @@ fn evaluate_batch(
         if interrupted() {
             break;
         }
+        RERUN_ALONE.fetch_add(1, Ordering::SeqCst);
         let o = match evaluate_alone(flake, item, opts) {
             Ok(Outcome::Failed { message }) if batch.len() > 1 && batch_note.is_some() => Outcome::Failed {
                 message: format!("{message}\n(its batch of {} items had died: {})", batch.len(), first_line(batch_note.as_deref().unwrap_or(""))),

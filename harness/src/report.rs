@@ -32,6 +32,12 @@ pub fn matrix_human(r: &MatrixResult) -> String {
         "matrix: {} plan, {} backend: {} of {} rows evaluated in {:.1} s ({} jobs, batches of {})",
         r.strategy, r.backend, r.evaluated, r.planned, r.wall_seconds, r.jobs, r.batch_size
     );
+    let n = &r.nix;
+    let _ = writeln!(
+        o,
+        "nix: {} processes; {} batches died and {} items were re-run alone; {} killed over --max-memory, {} at the timeout",
+        n.processes, n.batches_died, n.rerun_alone, n.over_memory, n.timed_out
+    );
     let _ = writeln!(o);
     let _ = writeln!(o, "{:<28} {:>8} {:>7}", "invariant", "checked", "failed");
     for (id, t) in &r.invariants {
