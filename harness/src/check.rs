@@ -81,7 +81,9 @@ pub fn project(flake: &Flake, target: &Target, timeout: Duration) -> Result<Valu
                 nix_str(host)
             );
             let mut args = nix::base_args();
-            args.extend(["eval".into(), "--json".into(), "--impure".into(), "--option".into(), "connect-timeout".into(), "5".into(), "--expr".into(), expr]);
+            args.extend(["eval".into(), "--json".into(), "--impure".into()]);
+            args.extend(nix::fail_fast_args());
+            args.extend(["--expr".into(), expr]);
             let run = nix::run_nix(&args, timeout, None)?;
             if run.fetch_failed() {
                 return Err(Error::Environment(format!(

@@ -328,6 +328,12 @@ pub fn clean_stderr(raw: &str) -> String {
         .collect()
 }
 
+/// Where nixpkgs may have to be downloaded: give up after one attempt of a few seconds
+/// instead of retrying for minutes (Nix's defaults), so "unreachable" is said promptly.
+pub fn fail_fast_args() -> Vec<String> {
+    ["--option", "connect-timeout", "5", "--option", "download-attempts", "1"].iter().map(|s| s.to_string()).collect()
+}
+
 /// The common arguments of every `nix` call.
 pub fn base_args() -> Vec<String> {
     vec!["--extra-experimental-features".into(), "nix-command flakes".into()]
@@ -485,7 +491,7 @@ pub fn run_request(flake: &Flake, items: &[Item], catch: bool, opts: &EvalOption
     ]);
     if opts.backend == Backend::Nixos {
         // Fail fast instead of retrying downloads for minutes when nixpkgs is unreachable.
-        args.extend(["--option".into(), "connect-timeout".into(), "5".into()]);
+        args.extend(fail_fast_args());
     }
     run_nix(&args, opts.timeout, opts.memory_cap_per_process())
 }
@@ -747,9 +753,9 @@ pub fn probe_nixpkgs(flake: &Flake) -> Result<()> {
     args.extend([
         "eval".into(),
         "--impure".into(),
-        "--option".into(),
-        "connect-timeout".into(),
-        "5".into(),
+    ]);
+    args.extend(fail_fast_args());
+    args.extend([
         "--expr".into(),
         format!("(builtins.getFlake {}).inputs.nixpkgs.outPath", nix_string(&flake.root.display().to_string())),
     ]);

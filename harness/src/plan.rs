@@ -235,9 +235,9 @@ fn resting_value(k: &Knob) -> Value {
 
 /// For every non-switch, non-meta knob and each of its non-default values: its area's
 /// switches on, that value set (a knob only shows its effect with its area on).
-fn area_knob_rows(cat: &Catalogue, pins: &BTreeMap<String, Value>) -> Vec<(String, Value, BTreeMap<String, Value>)> {
+fn area_knob_rows(cat: &Catalogue) -> Vec<(String, Value, BTreeMap<String, Value>)> {
     let mut out = vec![];
-    for k in cat.knobs.iter().filter(|k| matches!(k.kind, Kind::Knob | Kind::Parameter) && !pins.contains_key(&k.name)) {
+    for k in cat.knobs.iter().filter(|k| matches!(k.kind, Kind::Knob | Kind::Parameter)) {
         for v in k.values.iter().filter(|v| **v != k.default) {
             let mut extra: BTreeMap<String, Value> = cat.switches().filter(|s| s.area == k.area).filter_map(|s| Some((s.name.clone(), s.on_value()?))).collect();
             if extra.is_empty() {
@@ -255,8 +255,9 @@ pub fn all_off(cat: &Catalogue) -> BTreeMap<String, Value> {
     cat.switches().filter_map(|k| Some((k.name.clone(), k.off.clone()?))).collect()
 }
 
-/// Builds the plan. `pins` (from `--set`) hold in every row except constraint rows, whose
-/// `set` wins.
+/// Builds the plan. `pins` (from `--set`) hold in the strategy's rows, all-on and the profile
+/// rows; the constraint rows (all off, then `set`) and the reference rows (all-off, alone,
+/// area-knob) stay unpinned.
 pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>) -> Result<Vec<Row>> {
     for name in pins.keys() {
         if cat.knob(name).is_none() {
@@ -270,12 +271,19 @@ pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>
         k.extend(pins.iter().map(|(a, b)| (a.clone(), b.clone())));
         k
     };
+    // The reference rows (all-off, each switch alone, each area with one knob changed) teach
+    // knob-off.untouched what each area touches; pins would blur that, so they stay unpinned.
+    let unpinned = |extra: &BTreeMap<String, Value>| -> BTreeMap<String, Value> {
+        let mut k = base.clone();
+        k.extend(extra.iter().map(|(a, b)| (a.clone(), b.clone())));
+        k
+    };
     let mut rows: Vec<Row> = Vec::new();
     let mut push = |kind: RowKind, knobs: BTreeMap<String, Value>| {
         rows.push(Row { id: String::new(), kind, knobs, constraint: None, without_impermanence: false });
     };
 
-    push(RowKind::AllOff, with(&BTreeMap::new()));
+    push(RowKind::AllOff, unpinned(&BTreeMap::new()));
     let mut on = BTreeMap::new();
     for k in &cat.knobs {
         if let Some(v) = k.on_value() {
@@ -287,11 +295,11 @@ pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>
     push(RowKind::AllOn, with(&on));
     for k in cat.switches() {
         for v in k.values.iter().filter(|v| Some(*v) != k.off.as_ref()) {
-            push(RowKind::SwitchAlone(format!("{}={}", k.name, plain(v))), with(&BTreeMap::from([(k.name.clone(), v.clone())])));
+            push(RowKind::SwitchAlone(format!("{}={}", k.name, plain(v))), unpinned(&BTreeMap::from([(k.name.clone(), v.clone())])));
         }
     }
-    for (name, v, extra) in area_knob_rows(cat, pins) {
-        push(RowKind::AreaKnob(format!("{name}={}", plain(&v))), with(&extra));
+    for (name, v, extra) in area_knob_rows(cat) {
+        push(RowKind::AreaKnob(format!("{name}={}", plain(&v))), unpinned(&extra));
     }
     if cat.knob("enable").is_some() && cat.knob("profile").is_some() {
         for p in cat.profiles.keys() {
@@ -346,9 +354,9 @@ pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>
     }
 
     for c in &cat.constraints {
-        let mut k = base.clone();
-        k.extend(pins.iter().map(|(a, b)| (a.clone(), b.clone())));
-        k.extend(c.set.iter().map(|(a, b)| (a.clone(), b.clone())));
+        // Exactly as docs/harness.md defines it: all switches off, then `set` (no pins: a
+        // pinned switch could trip another guard and blur which one refused the row).
+        let k = unpinned(&c.set);
         rows.push(Row {
             id: String::new(),
             kind: RowKind::Constraint(c.id.clone()),
@@ -485,14 +493,21 @@ mod tests {
     }
 
     #[test]
-    fn pins_hold_in_every_row_but_constraint_rows() {
+    fn pins_hold_in_the_strategy_rows_only() {
         let cat = small();
         let pins = BTreeMap::from([("sudo.mode".to_string(), json!("wheel-only"))]);
         let rows = plan(&cat, &Strategy::Random { samples: 20, seed: 3 }, &pins).unwrap();
         for r in &rows {
-            let want = if r.constraint.is_some() { json!("removed") } else { json!("wheel-only") };
+            let want = match r.kind {
+                RowKind::Constraint(_) => json!("removed"), // c1's set
+                RowKind::AllOff => json!("upstream"),
+                RowKind::SwitchAlone(ref s) if s.starts_with("sudo.mode=") => r.knobs["sudo.mode"].clone(),
+                RowKind::SwitchAlone(_) | RowKind::AreaKnob(_) => json!("upstream"),
+                _ => json!("wheel-only"),
+            };
             assert_eq!(r.knobs["sudo.mode"], want, "{}", r.id);
         }
+        assert!(rows.iter().filter(|r| r.kind == RowKind::Generated).count() >= 4);
         let a = plan(&cat, &Strategy::Random { samples: 20, seed: 3 }, &pins).unwrap();
         assert_eq!(a, rows, "same seed, same plan");
     }
