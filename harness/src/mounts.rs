@@ -125,7 +125,7 @@ impl Table {
     fn mount_of_excluding(&self, path: &str, skip: Option<&Mount>) -> Option<&Mount> {
         self.mounts
             .iter()
-            .filter(|m| under(&m.mount_point, path) && skip.map_or(true, |s| !std::ptr::eq(*m, s)))
+            .filter(|m| under(&m.mount_point, path) && !skip.is_some_and(|s| std::ptr::eq(*m, s)))
             .max_by_key(|m| (m.mount_point.trim_end_matches('/').len(), stage(&m.origin)))
     }
 

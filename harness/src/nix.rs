@@ -108,7 +108,8 @@ impl Item {
             "id": self.id,
             "fixture": self.fixture,
             "host": self.host,
-            "modules": self.modules.iter().map(|m| m.display().to_string()).collect::<Vec<_>>(),
+            // Nix reads them as absolute paths (`/. + p`).
+            "modules": self.modules.iter().map(|m| std::path::absolute(m).unwrap_or_else(|_| m.clone()).display().to_string()).collect::<Vec<_>>(),
             "knobs": self.knobs,
             "constraint": self.constraint,
             "withoutParanoid": self.without_paranoid,
@@ -320,9 +321,10 @@ pub fn clean_stderr(raw: &str) -> String {
     raw.lines()
         .filter(|l| {
             let t = l.trim();
-            !NOISE.contains(&t)
-                && !(t.starts_with("warning: Git tree '") && t.ends_with("' is dirty"))
-                && !(t.starts_with("warning: error: unable to download") && t.contains("retrying"))
+            let noise = NOISE.contains(&t)
+                || (t.starts_with("warning: Git tree '") && t.ends_with("' is dirty"))
+                || (t.starts_with("warning: error: unable to download") && t.contains("retrying"));
+            !noise
         })
         .map(|l| format!("{l}\n"))
         .collect()
@@ -362,7 +364,7 @@ pub fn run_nix(args: &[String], timeout: Duration, mem_cap: Option<u64>) -> Resu
     let mut sleep = Duration::from_millis(2);
     let output = loop {
         match handle.try_wait() {
-            Ok(Some(_)) => break handle.wait().map(|o| o.clone()),
+            Ok(Some(_)) => break handle.wait().cloned(),
             Ok(None) => {}
             Err(e) => break Err(e),
         }
@@ -600,6 +602,8 @@ fn evaluate_inner(
     if opts.jobs == 0 {
         return Err(Error::Usage("--jobs must be at least 1".into()));
     }
+    // A Flake built by hand skips Flake::open's check.
+    Flake::open(&flake.root)?;
     find_nix()?;
     let mut seen = std::collections::BTreeSet::new();
     for item in &items {
@@ -706,6 +710,31 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
 
+/// Whether the flake's pinned nixpkgs can be had (in the store, or fetched within seconds);
+/// the nixos backend says so up front (exit 7) instead of hanging on downloads.
+pub fn probe_nixpkgs(flake: &Flake) -> Result<()> {
+    let mut args = base_args();
+    args.extend([
+        "eval".into(),
+        "--impure".into(),
+    ]);
+    args.extend(fail_fast_args());
+    args.extend([
+        "--expr".into(),
+        format!("(builtins.getFlake {}).inputs.nixpkgs.outPath", nix_string(&flake.root.display().to_string())),
+    ]);
+    let run = run_nix(&args, Duration::from_secs(120), None)?;
+    if run.success() {
+        return Ok(());
+    }
+    let first = run.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or("").trim().to_string();
+    Err(Error::Environment(format!(
+        "the nixos backend needs the flake's pinned nixpkgs, which is not available here ({}). \
+         Use `--backend surface` (offline), or run where nixpkgs can be fetched or is already in the Nix store.",
+        if first.is_empty() { run.failure() } else { first }
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -744,29 +773,4 @@ mod tests {
     fn nix_strings_are_escaped() {
         assert_eq!(nix_string(r#"/tmp/a"b$c\d"#), r#""/tmp/a\"b\$c\\d""#);
     }
-}
-
-/// Whether the flake's pinned nixpkgs can be had (in the store, or fetched within seconds);
-/// the nixos backend says so up front (exit 7) instead of hanging on downloads.
-pub fn probe_nixpkgs(flake: &Flake) -> Result<()> {
-    let mut args = base_args();
-    args.extend([
-        "eval".into(),
-        "--impure".into(),
-    ]);
-    args.extend(fail_fast_args());
-    args.extend([
-        "--expr".into(),
-        format!("(builtins.getFlake {}).inputs.nixpkgs.outPath", nix_string(&flake.root.display().to_string())),
-    ]);
-    let run = run_nix(&args, Duration::from_secs(120), None)?;
-    if run.success() {
-        return Ok(());
-    }
-    let first = run.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or("").trim().to_string();
-    Err(Error::Environment(format!(
-        "the nixos backend needs the flake's pinned nixpkgs, which is not available here ({}). \
-         Use `--backend surface` (offline), or run where nixpkgs can be fetched or is already in the Nix store.",
-        if first.is_empty() { run.failure() } else { first }
-    )))
 }
