@@ -155,7 +155,7 @@ impl EvalOptions {
         // Enough batches to keep every job busy twice over (items differ in cost), and few
         // enough that Nix's start-up (~70 ms) is paid rarely.
         let per = n.div_ceil(self.jobs.max(1) * 2);
-        per.clamp(1, 64)
+        per.clamp(1, 128)
     }
 
     fn memory_cap_per_process(&self) -> Option<u64> {
@@ -753,7 +753,7 @@ mod tests {
         let o = EvalOptions { jobs: 2, ..Default::default() };
         assert_eq!(o.effective_batch_size(100), 25);
         assert_eq!(o.effective_batch_size(1), 1);
-        assert_eq!(o.effective_batch_size(10_000), 64);
+        assert_eq!(o.effective_batch_size(10_000), 128);
         let o = EvalOptions { batch_size: 7, ..o };
         assert_eq!(o.effective_batch_size(100), 7);
     }
