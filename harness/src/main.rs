@@ -149,6 +149,9 @@ enum Command {
         /// Use only the first N rows of the plan.
         #[arg(long)]
         limit: Option<usize>,
+        /// Runs of each path; the fastest is reported (the machine may be shared).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
@@ -354,7 +357,7 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(if result.violations.is_empty() { exit::OK } else { exit::FAILED })
         }
-        Command::Bench { plan: p, pool, flake, limit, format } => {
+        Command::Bench { plan: p, pool, flake, limit, repeat, format } => {
             let eval = eval_options(&pool, Backend::Surface)?;
             let flake = find_flake(flake.flake)?;
             let cat = Catalogue::load(&flake, CATALOGUE_TIMEOUT)?;
@@ -362,7 +365,7 @@ fn run(cli: Cli) -> Result<u8> {
             if let Some(n) = limit {
                 rows.truncate(n.max(1));
             }
-            let r = bench::run(&flake, &rows, matrix::FIXTURE, &eval)?;
+            let r = bench::run(&flake, &rows, matrix::FIXTURE, &eval, repeat)?;
             match format {
                 Format::Json => print_json(&serde_json::to_value(&r).unwrap_or_default()),
                 Format::Human => emit(&bench::human(&r)),
