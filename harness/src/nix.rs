@@ -433,8 +433,8 @@ fn classify_run_failure(run: &NixRun, backend: Backend, context: &str) -> Error 
             )),
             Backend::Surface => Error::InputsUnresolvable(format!(
                 "the flake's pinned inputs cannot be resolved while evaluating {context}: {first}\n\
-                 Go online, or seed the Nix store with the locked inputs (nixpkgs-lib and impermanence, see DEVELOPERS.md: \
-                 `nix flake archive` on a connected machine, or `nix store add-path` of each input's source at its locked narHash)."
+                 Go online (github.com), or seed the Nix store with the locked inputs from local git copies: \
+                 `.ci/seed-inputs nixpkgs-lib=/path/to/nixpkgs.lib impermanence=/path/to/impermanence` (see the README)."
             )),
         };
     }

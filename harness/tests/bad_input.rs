@@ -243,3 +243,21 @@ fn ctrl_c_stops_the_children_and_reports_what_finished() {
     let ps = duct::cmd!("ps", "-eo", "args").read().unwrap();
     assert!(!ps.contains(&dir.path().join("bin/real-nix").display().to_string()), "{ps}");
 }
+
+/// A flake whose input cannot be fetched (offline here; a 404 where online): exit 4, and the
+/// message says how to get the inputs.
+#[test]
+fn unresolvable_inputs_are_exit_4_with_how_to_seed_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("flake.nix"),
+        r#"{ inputs.missing.url = "github:paranoid-harness-tests/this-repository-does-not-exist";
+             outputs = { self, missing }: { lib.catalogue = missing.lib; }; }"#,
+    )
+    .unwrap();
+    let out = harness().args(["knobs", "--flake"]).arg(dir.path()).output().unwrap();
+    no_panic(&out);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(e.contains("cannot be resolved") && e.contains(".ci/seed-inputs"), "{e}");
+}
