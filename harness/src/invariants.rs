@@ -74,13 +74,15 @@ pub struct Posture {
     /// Areas expected on only because `profile` says so (`check`): the fix is to enable them.
     pub from_profile: BTreeSet<String>,
     pub profile: Option<String>,
+    /// The host's own knob values (`check`), to say what the profile changed.
+    pub actual: BTreeMap<String, Value>,
 }
 
 impl Posture {
     /// The matrix's posture: the row's effective knobs as the projection reports them.
     pub fn effective(cat: &Catalogue, knobs: &BTreeMap<String, Value>) -> Posture {
         let on = cat.areas().into_iter().filter(|a| cat.area_on(a, knobs)).collect();
-        Posture { knobs: knobs.clone(), on, from_profile: BTreeSet::new(), profile: None }
+        Posture { knobs: knobs.clone(), on, from_profile: BTreeSet::new(), profile: None, actual: knobs.clone() }
     }
 
     /// `check`'s posture: the host's own knobs where an area is on; where it is off, the
@@ -119,9 +121,21 @@ impl Posture {
     fn text(&self, k: &str) -> String {
         self.get(k).map(plain).unwrap_or_default()
     }
-    /// `paranoid.<k> = <value>` as the user would write it.
+    /// `paranoid.<k> = <value>` as the user would write it; for an area the profile expects,
+    /// also what the host has.
     fn show(&self, k: &str) -> String {
-        format!("paranoid.{k} = {}", self.get(k).map(|v| v.to_string()).unwrap_or_else(|| "<unset>".into()))
+        let val = |v: Option<&Value>| v.map(|v| v.to_string()).unwrap_or_else(|| "<unset>".into());
+        let area = k.split('.').next().unwrap_or("");
+        if self.from_profile.contains(area) && self.actual.get(k) != self.get(k) {
+            format!(
+                "paranoid.{k} = {} (expected by the `{}` profile; this host has {})",
+                val(self.get(k)),
+                self.profile.as_deref().unwrap_or("?"),
+                val(self.actual.get(k))
+            )
+        } else {
+            format!("paranoid.{k} = {}", val(self.get(k)))
+        }
     }
     fn area_on(&self, area: &str) -> bool {
         self.on.contains(area)
@@ -131,8 +145,8 @@ impl Posture {
     fn fix(&self, area: &str, switch: &str, specific: impl Into<String>) -> String {
         if self.from_profile.contains(area) {
             format!(
-                "set {} (the `{}` profile expects it), or set paranoid.enable = true with paranoid.profile = \"{}\"",
-                self.show(switch),
+                "set paranoid.{switch} = {} (the `{}` profile expects it), or set paranoid.enable = true with paranoid.profile = \"{}\"",
+                self.get(switch).map(|v| v.to_string()).unwrap_or_default(),
                 self.profile.as_deref().unwrap_or("?"),
                 self.profile.as_deref().unwrap_or("?")
             )
@@ -358,10 +372,13 @@ fn check_noexec(p: &Posture, proj: &Proj) -> Vec<Violation> {
                             at,
                             table.explain(m)
                         ),
-                        format!(
-                            "remove \"{}\" from paranoid.noexec.exceptions, or drop the override of fileSystems.\"{}\".options, so the persistent storage keeps noexec",
-                            m.mount_point, m.mount_point
-                        ),
+                        p.fix("noexec", "noexec.enable", {
+                            let src = table.backing(m);
+                            format!(
+                                "remove \"{}\" from paranoid.noexec.exceptions, or drop the override of fileSystems.\"{}\".options, so the persistent storage keeps noexec",
+                                src.mount_point, src.mount_point
+                            )
+                        }),
                     ));
                     break;
                 }
@@ -422,7 +439,7 @@ fn check_nix(p: &Posture, proj: &Proj) -> Vec<Violation> {
         out.push(v(
             "nix.channels",
             format!("with {}, nix.channel.enable = {}", p.show("nix.disableChannels"), show_json(proj.opt("nix.channel.enable"))),
-            "remove the definition forcing nix.channel.enable = true",
+            p.fix("nix", "nix.enable", "remove the definition forcing nix.channel.enable = true"),
         ));
     }
     if p.flag("nix.blockBinaryCache") {
@@ -437,7 +454,7 @@ fn check_nix(p: &Posture, proj: &Proj) -> Vec<Violation> {
                 out.push(v(
                     "nix.cache-block",
                     format!("with {}, no egress rule mentions {r}", p.show("nix.blockBinaryCache")),
-                    "enable the firewall (paranoid.firewall.enable = true) so the egress block has a packet filter to live in",
+                    p.fix("nix", "nix.enable", "enable the firewall (paranoid.firewall.enable = true) so the egress block has a packet filter to live in"),
                 ));
             }
         }
@@ -446,7 +463,7 @@ fn check_nix(p: &Posture, proj: &Proj) -> Vec<Violation> {
             out.push(v(
                 "nix.cache-block",
                 format!("with {}, nix.settings.substituters still lists cache.nixos.org: {subs:?}", p.show("nix.blockBinaryCache")),
-                "remove cache.nixos.org from nix.settings.substituters",
+                p.fix("nix", "nix.enable", "remove cache.nixos.org from nix.settings.substituters"),
             ));
         }
     }
@@ -562,10 +579,10 @@ fn check_rest(p: &Posture, proj: &Proj) -> Vec<Violation> {
     if p.area_on("packages") && p.flag("packages.stripDefaults") {
         let defaults = str_list(&proj.opt_list("environment.defaultPackages"));
         if !defaults.is_empty() {
-            out.push(v("packages.stripped", format!("with {}, environment.defaultPackages = {defaults:?}", p.show("packages.stripDefaults")), "remove the definition of environment.defaultPackages"));
+            out.push(v("packages.stripped", format!("with {}, environment.defaultPackages = {defaults:?}", p.show("packages.stripDefaults")), p.fix("packages", "packages.stripDefaults", "remove the definition of environment.defaultPackages")));
         }
         if proj.opt_bool("programs.nano.enable") != Some(false) {
-            out.push(v("packages.stripped", format!("with {}, programs.nano.enable = {}", p.show("packages.stripDefaults"), show_json(proj.opt("programs.nano.enable"))), "remove the definition of programs.nano.enable = true"));
+            out.push(v("packages.stripped", format!("with {}, programs.nano.enable = {}", p.show("packages.stripDefaults"), show_json(proj.opt("programs.nano.enable"))), p.fix("packages", "packages.stripDefaults", "remove the definition of programs.nano.enable = true")));
         }
     }
     if p.area_on("amnesia") {
@@ -604,7 +621,7 @@ fn check_rest(p: &Posture, proj: &Proj) -> Vec<Violation> {
                 out.push(v(
                     "amnesia.host-keys",
                     format!("with {}, SSH host key {path} is outside persistent storage: it changes at every boot", p.show("amnesia.persistPath")),
-                    "remove the definition of services.openssh.hostKeys (paranoid.ssh.hostKeys.directory follows persistPath)",
+                    p.fix("amnesia", "amnesia.enable", "remove the definition of services.openssh.hostKeys (paranoid.ssh.hostKeys.directory follows persistPath)"),
                 ));
             }
         }

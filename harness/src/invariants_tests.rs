@@ -25,7 +25,7 @@ fn posture() -> Posture {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    Posture { knobs, on, from_profile: BTreeSet::new(), profile: None }
+    Posture { actual: knobs.clone(), knobs, on, from_profile: BTreeSet::new(), profile: None }
 }
 
 const SSHD: &str = "AllowAgentForwarding no\nAllowStreamLocalForwarding no\nAllowTcpForwarding no\nAuthenticationMethods publickey\n\

@@ -157,6 +157,22 @@ impl Table {
         Some((self.flags(m), m))
     }
 
+    /// The mount whose options decide a mount's flags: itself, or for a plain bind the mount
+    /// its source lies on (followed to the end).
+    pub fn backing<'a>(&'a self, m: &'a Mount) -> &'a Mount {
+        let mut cur = m;
+        for _ in 0..16 {
+            if !cur.is_plain_bind() {
+                break;
+            }
+            match self.mount_of_source(cur) {
+                Some(src) => cur = src,
+                None => break,
+            }
+        }
+        cur
+    }
+
     /// How the flags at a mount came about, for messages: "/var/log (bind of /nix/persist/var/log,
     /// which lies on /nix: ext4 x-initrd.mount)".
     pub fn explain(&self, m: &Mount) -> String {
