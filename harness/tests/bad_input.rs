@@ -201,16 +201,29 @@ fn a_tiny_memory_bound_is_refused_up_front() {
     assert!(stderr(&out).contains("--max-memory"), "{}", stderr(&out));
 }
 
-/// A bound below what a batch needs: batches are killed over their share and their rows
-/// re-run alone, which fit; nothing is lost.
+/// A bound far below what an unbounded batch takes (~450 MiB): Nix's heap is capped to fit
+/// the share, so batches complete within it and nothing is killed or lost.
 #[test]
-fn batches_over_the_memory_bound_are_split_not_lost() {
+fn batches_are_kept_within_the_memory_bound() {
     let path = std::env::var("PATH").unwrap();
     let (code, r, err) = matrix_json(&path, &["--jobs", "1", "--batch-size", "64", "--max-memory", "150M"]);
     assert_eq!(errors(&r), vec![], "{err}");
-    assert!(r["nix"]["over_memory"].as_u64().unwrap() >= 1, "a 64-row batch needs more than 150 MiB: {}", r["nix"]);
-    assert!(r["nix"]["rerun_alone"].as_u64().unwrap() >= 1, "{}", r["nix"]);
     assert_eq!(r["evaluated"], r["planned"]);
+    assert_eq!(r["nix"]["over_memory"], 0, "the GC heap cap kept every process under 150 MiB: {}", r["nix"]);
+    assert_eq!(code, Some(0));
+}
+
+/// The watchdog behind the heap cap: with the cap stripped (a wrapper unsets it), batches grow
+/// past their share, are killed by PID, and their rows re-run alone; nothing is lost.
+#[test]
+fn batches_over_the_memory_bound_are_killed_and_split_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = nix_wrapper(&dir, "unset GC_MAXIMUM_HEAP_SIZE");
+    let (code, r, err) = matrix_json(&path, &["--jobs", "1", "--batch-size", "64", "--max-memory", "150M"]);
+    assert_eq!(errors(&r), vec![], "{err}");
+    assert_eq!(r["evaluated"], r["planned"]);
+    assert!(r["nix"]["over_memory"].as_u64().unwrap() >= 1, "an uncapped 40-row batch needs more than 150 MiB: {}", r["nix"]);
+    assert!(r["nix"]["rerun_alone"].as_u64().unwrap() >= 1, "{}", r["nix"]);
     assert_eq!(code, Some(0));
 }
 
