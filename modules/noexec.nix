@@ -7,7 +7,7 @@
 # persisted bind, persistPath, is itself made a noexec bind mount of itself, mounted in the
 # initrd before impermanence's binds; a plain bind mount copies its source mount's flags, so
 # every persisted directory and file is noexec with no change to impermanence.
-{ config, lib, ... }:
+{ config, lib, pkgs, ... }:
 let
   inherit (lib) mkOption types mkIf mkDefault mkMerge;
   h = import ../lib/module-helpers.nix { inherit lib; };
@@ -29,7 +29,8 @@ in
       default = false;
       description = ''
         Add `noexec,nosuid,nodev` to every filesystem except the one holding /nix/store (/,
-        /boot, /home, persisted directories, /dev/shm, /tmp and /var/tmp where they are mounts),
+        /boot, /home, persisted directories, /dev/shm, /run/user/<uid>, /tmp and /var/tmp where
+        they are mounts),
         so only store paths (and symlinks into the store) can be executed. Breaks: running
         anything downloaded or built outside the store (`./configure`, pip wheels with native
         code, `go run`), services that unpack executables into /var/lib; scripts still run
@@ -70,6 +71,12 @@ in
     });
 
     boot.specialFileSystems."/dev/shm".options = lib.mkAfter h.hardeningFlags;
+
+    # logind mounts each user's /run/user/<uid>, a tmpfs the user can write, with only
+    # nosuid,nodev; make it noexec as soon as it is there.
+    systemd.services."user-runtime-dir@".serviceConfig.ExecStartPost = [
+      "${pkgs.util-linux}/bin/mount -o remount,noexec,nosuid,nodev /run/user/%i"
+    ];
 
     # Builds must land on the store's (executable) filesystem, whatever Nix version.
     nix.settings.build-dir = mkIf config.nix.enable (mkDefault "/nix/var/nix/builds");

@@ -385,7 +385,10 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
         }
     };
-    paranoid_harness::nix::install_interrupt_handler();
+    // The sandbox and VM tiers install their own Ctrl-C handling.
+    if !matches!(cli.command, Command::Sandbox(_) | Command::Vm(_)) {
+        paranoid_harness::nix::install_interrupt_handler();
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

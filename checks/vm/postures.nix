@@ -1,0 +1,194 @@
+# The paranoid side of every VM test node: knobs, accounts and keys, and what the test expects
+# to observe. Nothing here is VM-specific, so the same modules are evaluated offline against
+# paranoid's guard rails (harness/tests/vm_checks.rs, through checks/vm/offline.nix) and booted
+# by the VM tests (checks/vm/*.nix), which add only virtual hardware and test fixtures.
+#
+# Each node is { posture = <NixOS module>; disks = "plain" | "amnesic" | "bastion"; }:
+#   plain   / on the VM's disk, the store as qemu-vm sets it up;
+#   amnesic / from paranoid.amnesia (tmpfs), /nix on the VM's disk (meeka's layout);
+#   bastion / on the VM's disk, /nix a filesystem of its own (bastion's layout).
+{ lib, sshPublicKey }:
+let
+  # Accounts shared by the nodes. Passwords are test-only and only ever typed into the VM.
+  accounts = {
+    users.users.root.openssh.authorizedKeys.keys = [ sshPublicKey ];
+    users.users.alice = {
+      isNormalUser = true;
+      uid = 1000;
+      extraGroups = [ "wheel" ];
+      initialPassword = passwords.alice;
+      openssh.authorizedKeys.keys = [ sshPublicKey ];
+    };
+    users.users.bob = {
+      isNormalUser = true;
+      uid = 1001;
+      initialPassword = passwords.bob;
+      openssh.authorizedKeys.keys = [ sshPublicKey ];
+    };
+  };
+  passwords = { alice = "alice-vm-test-password"; bob = "bob-vm-test-password"; };
+
+  # A WireGuard interface standing in for the VPN; the VM test generates its key at boot and
+  # exchanges public keys at run time, so no key material lives here.
+  wireguard = address: {
+    networking.wireguard.interfaces.wg0 = {
+      ips = [ "${address}/24" ];
+      listenPort = 51820;
+      privateKeyFile = "/var/lib/wireguard/private.key";
+    };
+    # The tunnel itself must be reachable from outside; it is the only port a test opens.
+    networking.firewall.allowedUDPPorts = [ 51820 ];
+  };
+in
+{
+  inherit passwords;
+  vpn = { server = "10.100.0.1"; peer = "10.100.0.2"; prefix = "10.100.0"; };
+
+  # What `sshd -T` must print on a node with paranoid.ssh.enable and allowSFTP = false
+  # (keyword -> value; sshd prints prohibit-password as without-password).
+  expect.sshdT = {
+    passwordauthentication = "no";
+    kbdinteractiveauthentication = "no";
+    authenticationmethods = "publickey";
+    pubkeyauthentication = "yes";
+    permitrootlogin = "without-password";
+    permitemptypasswords = "no";
+    permituserenvironment = "no";
+    allowtcpforwarding = "no";
+    allowagentforwarding = "no";
+    allowstreamlocalforwarding = "no";
+    x11forwarding = "no";
+    permittunnel = "no";
+    gatewayports = "no";
+    disableforwarding = "yes";
+    loglevel = "VERBOSE";
+    maxauthtries = "3";
+  };
+  # Keywords that must not appear at all (no SFTP subsystem).
+  expect.sshdAbsent = [ "subsystem" ];
+
+  ssh.server = {
+    disks = "plain";
+    posture.imports = [
+      accounts
+      (wireguard "10.100.0.1")
+      {
+        paranoid.ssh.enable = true;
+        paranoid.ssh.allowSFTP = false;
+        paranoid.firewall.enable = true;
+        paranoid.vpn = { sshOnlyOverVpn = true; interface = "wg0"; };
+      }
+    ];
+  };
+
+  firewall.server = {
+    disks = "plain";
+    posture.imports = [
+      accounts
+      (wireguard "10.100.0.1")
+      {
+        paranoid.ssh.enable = true;
+        paranoid.firewall.enable = true;
+        # Only the SSH port over the VPN, nothing else that arrives there.
+        paranoid.vpn = { sshOnlyOverVpn = true; interface = "wg0"; trust = "ssh"; };
+      }
+    ];
+  };
+
+  nix.machine = {
+    disks = "plain";
+    posture.imports = [
+      accounts
+      { paranoid.nix = { enable = true; allowedUsers = "wheel"; }; }
+    ];
+  };
+
+  amnesia.machine = {
+    disks = "amnesic";
+    posture.imports = [
+      accounts
+      {
+        paranoid.amnesia = { enable = true; rootSize = "512M"; };
+        # sshd generates its host keys into persistent storage (paranoid.amnesia moves them).
+        paranoid.ssh.enable = true;
+        # One more persisted directory with an owner and mode of its own, added the way the
+        # knob's documentation says (impermanence merges it with paranoid's list).
+        environment.persistence."/nix/persist".directories = [
+          { directory = "/etc/paranoid-probe"; user = "alice"; group = "users"; mode = "0750"; }
+        ];
+      }
+    ];
+  };
+
+  noexec.disk = {
+    disks = "bastion";
+    posture.imports = [
+      accounts
+      {
+        paranoid.noexec.enable = true;
+        # The sweep logs in as an ordinary user over SSH, as an intruder would.
+        paranoid.ssh.enable = true;
+      }
+    ];
+  };
+
+  noexec.amnesic = {
+    disks = "amnesic";
+    posture.imports = [
+      accounts
+      {
+        paranoid.noexec.enable = true;
+        paranoid.amnesia.enable = true;
+        paranoid.ssh.enable = true;
+      }
+    ];
+  };
+
+  audit.mutable = {
+    disks = "plain";
+    posture = { paranoid.audit.enable = true; };
+  };
+
+  audit.locked = {
+    disks = "plain";
+    posture = { paranoid.audit = { enable = true; immutable = true; }; };
+  };
+
+  sudo.wheelonly = {
+    disks = "plain";
+    posture.imports = [ accounts { paranoid.sudo.mode = "wheel-only"; } ];
+  };
+
+  sudo.removed = {
+    disks = "plain";
+    posture.imports = [
+      accounts
+      {
+        paranoid.sudo.mode = "removed";
+        # Root over SSH with a key is what administers a host without sudo.
+        paranoid.ssh.enable = true;
+      }
+    ];
+  };
+
+  # The control: NixOS's own sudo, so the test can tell execWheelOnly's refusal apart.
+  sudo.upstream = {
+    disks = "plain";
+    posture.imports = [ accounts { paranoid.sudo.mode = "upstream"; } ];
+  };
+
+  logs.sender = {
+    disks = "plain";
+    posture = {
+      paranoid.audit.enable = true;
+      paranoid.logs.remote = {
+        enable = true;
+        url = "https://receiver";
+        # Generated by the test at run time, outside the store.
+        serverKeyFile = "/run/paranoid-tls/client.key.pem";
+        serverCertificateFile = "/run/paranoid-tls/client.cert.pem";
+        trustedCertificateFile = "/run/paranoid-tls/ca.cert.pem";
+      };
+    };
+  };
+}
