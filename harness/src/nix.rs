@@ -372,12 +372,23 @@ pub fn run_nix(args: &[String], timeout: Duration, mem_cap: Option<u64>) -> Resu
     children().lock().expect("children lock").push(handle.clone());
     let pids = handle.pids();
     let mut forced: Option<Ended> = None;
-    let mut sleep = Duration::from_millis(2);
+    // A waiter thread reports the exit at once; this thread only watches the clock, the memory
+    // and Ctrl-C in between. (Polling with sleeps would add up to a poll interval to every
+    // process, which is most unfair to the one-process-per-permutation baseline of `bench`.)
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = {
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(handle.wait().cloned());
+        })
+    };
     let output = loop {
-        match handle.try_wait() {
-            Ok(Some(_)) => break handle.wait().cloned(),
-            Ok(None) => {}
-            Err(e) => break Err(e),
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(result) => break result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(std::io::Error::other("the waiter thread ended without an answer"))
+            }
         }
         if forced.is_none() {
             if interrupted() {
@@ -394,9 +405,8 @@ pub fn run_nix(args: &[String], timeout: Duration, mem_cap: Option<u64>) -> Resu
                 let _ = handle.kill();
             }
         }
-        std::thread::sleep(sleep);
-        sleep = (sleep * 2).min(Duration::from_millis(20));
     };
+    let _ = waiter.join();
     children().lock().expect("children lock").retain(|h| !Arc::ptr_eq(h, &handle));
     let output = output.map_err(|e| Error::Other(format!("waiting for {}: {e}", nix.display())))?;
     match forced {
