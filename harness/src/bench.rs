@@ -39,7 +39,13 @@ pub struct BenchResult {
 
 /// Runs one path `repeat` times and keeps the fastest: the machine is shared, and the best of
 /// several runs is the least disturbed one. Both paths get the same treatment.
-fn measure(flake: &Flake, items: &[Item], opts: &EvalOptions, label: &str, repeat: usize) -> Result<(Measure, BTreeMap<String, Outcome>)> {
+fn measure(
+    flake: &Flake,
+    items: &[Item],
+    opts: &EvalOptions,
+    label: &str,
+    repeat: usize,
+) -> Result<(Measure, BTreeMap<String, Outcome>)> {
     let mut best: Option<(f64, BTreeMap<String, Outcome>)> = None;
     let mut all = vec![];
     for _ in 0..repeat.max(1) {
@@ -69,7 +75,13 @@ fn measure(flake: &Flake, items: &[Item], opts: &EvalOptions, label: &str, repea
     ))
 }
 
-pub fn run(flake: &Flake, rows: &[Row], fixture: &str, opts: &EvalOptions, repeat: usize) -> Result<BenchResult> {
+pub fn run(
+    flake: &Flake,
+    rows: &[Row],
+    fixture: &str,
+    opts: &EvalOptions,
+    repeat: usize,
+) -> Result<BenchResult> {
     let items: Vec<Item> = rows
         .iter()
         .map(|r| Item {
@@ -82,10 +94,38 @@ pub fn run(flake: &Flake, rows: &[Row], fixture: &str, opts: &EvalOptions, repea
         })
         .collect();
     // Warm-up: the flake's source is copied to the store once, before any clock starts.
-    nix::evaluate(flake, items[..1.min(items.len())].to_vec(), &EvalOptions { jobs: 1, batch_size: 1, ..opts.clone() }, &|_, _| {})?;
-    let single = EvalOptions { jobs: 1, batch_size: 1, ..opts.clone() };
-    let (serial, a) = measure(flake, &items, &single, "(a) one nix process per permutation, one at a time", repeat)?;
-    let (parallel, a2) = measure(flake, &items, &EvalOptions { batch_size: 1, ..opts.clone() }, "(a) one nix process per permutation, --jobs at once", repeat)?;
+    nix::evaluate(
+        flake,
+        items[..1.min(items.len())].to_vec(),
+        &EvalOptions {
+            jobs: 1,
+            batch_size: 1,
+            ..opts.clone()
+        },
+        &|_, _| {},
+    )?;
+    let single = EvalOptions {
+        jobs: 1,
+        batch_size: 1,
+        ..opts.clone()
+    };
+    let (serial, a) = measure(
+        flake,
+        &items,
+        &single,
+        "(a) one nix process per permutation, one at a time",
+        repeat,
+    )?;
+    let (parallel, a2) = measure(
+        flake,
+        &items,
+        &EvalOptions {
+            batch_size: 1,
+            ..opts.clone()
+        },
+        "(a) one nix process per permutation, --jobs at once",
+        repeat,
+    )?;
     let (batched, b) = measure(flake, &items, opts, "(b) batched over the pool", repeat)?;
     for (id, o) in &a {
         if b.get(id) != Some(o) || a2.get(id) != Some(o) {
@@ -99,17 +139,33 @@ pub fn run(flake: &Flake, rows: &[Row], fixture: &str, opts: &EvalOptions, repea
         single_serial: serial,
         single_parallel: parallel,
         batched,
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     })
 }
 
 pub fn human(r: &BenchResult) -> String {
-    let mut o = format!("bench: {} permutations on {} cores\n", r.permutations, r.cores);
+    let mut o = format!(
+        "bench: {} permutations on {} cores\n",
+        r.permutations, r.cores
+    );
     for m in [&r.single_serial, &r.single_parallel, &r.batched] {
-        let runs = m.runs.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(" ");
+        let runs = m
+            .runs
+            .iter()
+            .map(|s| format!("{s:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         o.push_str(&format!("  {:<55} {:>5} processes, {} jobs: {:>8.2} s  {:>8.1} permutations/s  (runs: {runs} s)\n", m.label, m.processes, m.jobs, m.seconds, m.per_second));
     }
-    o.push_str(&format!("  ratio (b) / (a, one at a time): {:.1}x\n", r.ratio));
-    o.push_str(&format!("  ratio (b) / (a, same --jobs):   {:.1}x\n", r.ratio_same_jobs));
+    o.push_str(&format!(
+        "  ratio (b) / (a, one at a time): {:.1}x\n",
+        r.ratio
+    ));
+    o.push_str(&format!(
+        "  ratio (b) / (a, same --jobs):   {:.1}x\n",
+        r.ratio_same_jobs
+    ));
     o
 }

@@ -130,29 +130,42 @@ impl Catalogue {
 
     /// Whether `area` is on under `knobs`: any of its switches differs from its off value.
     pub fn area_on(&self, area: &str, knobs: &BTreeMap<String, Value>) -> bool {
-        self.switches().filter(|k| k.area == area).any(|k| match (knobs.get(&k.name), &k.off) {
-            (Some(v), Some(off)) => v != off,
-            _ => false,
-        })
+        self.switches()
+            .filter(|k| k.area == area)
+            .any(|k| match (knobs.get(&k.name), &k.off) {
+                (Some(v), Some(off)) => v != off,
+                _ => false,
+            })
     }
 
     /// Parses `knob=value` as given to `--set`: the value is JSON if it parses (true, 3,
     /// "x"), else a plain string; it must be one of the knob's values.
     pub fn parse_setting(&self, s: &str) -> Result<(String, Value)> {
-        let (name, raw) = s
-            .split_once('=')
-            .ok_or_else(|| Error::Usage(format!("--set {s}: expected knob=value, e.g. --set ssh.enable=true")))?;
+        let (name, raw) = s.split_once('=').ok_or_else(|| {
+            Error::Usage(format!(
+                "--set {s}: expected knob=value, e.g. --set ssh.enable=true"
+            ))
+        })?;
         let knob = self.knob(name).ok_or_else(|| {
             Error::Usage(format!(
                 "--set {s}: unknown knob `{name}`. Valid knobs: {}",
-                self.knobs.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ")
+                self.knobs
+                    .iter()
+                    .map(|k| k.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })?;
-        let value = serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        let value =
+            serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
         if !knob.values.contains(&value) {
             return Err(Error::Usage(format!(
                 "--set {s}: `{name}` takes one of {}",
-                knob.values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+                knob.values
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         Ok((name.to_string(), value))
@@ -183,12 +196,26 @@ pub(crate) mod tests {
     #[test]
     fn settings_are_checked_against_the_catalogue() {
         let c = small();
-        assert_eq!(c.parse_setting("ssh.enable=true").unwrap(), ("ssh.enable".into(), json!(true)));
-        assert_eq!(c.parse_setting("sudo.mode=removed").unwrap(), ("sudo.mode".into(), json!("removed")));
+        assert_eq!(
+            c.parse_setting("ssh.enable=true").unwrap(),
+            ("ssh.enable".into(), json!(true))
+        );
+        assert_eq!(
+            c.parse_setting("sudo.mode=removed").unwrap(),
+            ("sudo.mode".into(), json!("removed"))
+        );
         let e = c.parse_setting("ssh.enabel=true").unwrap_err();
         assert_eq!(e.exit_code(), 2);
-        assert!(e.to_string().contains("unknown knob `ssh.enabel`") && e.to_string().contains("ssh.allowSFTP"), "{e}");
-        assert!(c.parse_setting("sudo.mode=sometimes").unwrap_err().to_string().contains("takes one of"));
+        assert!(
+            e.to_string().contains("unknown knob `ssh.enabel`")
+                && e.to_string().contains("ssh.allowSFTP"),
+            "{e}"
+        );
+        assert!(c
+            .parse_setting("sudo.mode=sometimes")
+            .unwrap_err()
+            .to_string()
+            .contains("takes one of"));
         assert!(c.parse_setting("ssh.enable").is_err());
     }
 
@@ -200,7 +227,10 @@ pub(crate) mod tests {
         assert!(!c.area_on("sudo", &k));
         k.insert("sudo.mode".to_string(), json!("removed"));
         assert!(c.area_on("sudo", &k));
-        assert_eq!(c.knob("sudo.mode").unwrap().on_value(), Some(json!("removed")));
+        assert_eq!(
+            c.knob("sudo.mode").unwrap().on_value(),
+            Some(json!("removed"))
+        );
         assert_eq!(c.knob("ssh.enable").unwrap().on_value(), Some(json!(true)));
     }
 }

@@ -27,18 +27,30 @@ impl Target {
         let (reference, host) = s
             .rsplit_once('#')
             .filter(|(r, h)| !r.is_empty() && !h.is_empty())
-            .ok_or_else(|| Error::Usage(format!("--flake {s}: expected REF#host, e.g. --flake .#bastion")))?;
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--flake {s}: expected REF#host, e.g. --flake .#bastion"
+                ))
+            })?;
         // Paths become absolute: getFlake needs them so.
         let reference = if reference.starts_with('.') || reference.starts_with('/') {
-            let p = PathBuf::from(reference).canonicalize().map_err(|e| Error::Usage(format!("--flake {s}: {e}")))?;
+            let p = PathBuf::from(reference)
+                .canonicalize()
+                .map_err(|e| Error::Usage(format!("--flake {s}: {e}")))?;
             if !p.join("flake.nix").is_file() {
-                return Err(Error::Usage(format!("--flake {s}: {} has no flake.nix", p.display())));
+                return Err(Error::Usage(format!(
+                    "--flake {s}: {} has no flake.nix",
+                    p.display()
+                )));
             }
             p.display().to_string()
         } else {
             reference.to_string()
         };
-        Ok(Target::FlakeHost { reference, host: host.to_string() })
+        Ok(Target::FlakeHost {
+            reference,
+            host: host.to_string(),
+        })
     }
 
     fn describe(&self) -> String {
@@ -65,12 +77,26 @@ pub struct CheckResult {
 pub fn project(flake: &Flake, target: &Target, timeout: Duration) -> Result<Value> {
     match target {
         Target::Module(path) => {
-            let abs = path.canonicalize().map_err(|e| Error::Usage(format!("--module {}: {e}", path.display())))?;
-            let item = Item { id: "check".into(), modules: vec![abs.clone()], ..Default::default() };
-            let opts = EvalOptions { jobs: 1, batch_size: 1, timeout, ..Default::default() };
+            let abs = path
+                .canonicalize()
+                .map_err(|e| Error::Usage(format!("--module {}: {e}", path.display())))?;
+            let item = Item {
+                id: "check".into(),
+                modules: vec![abs.clone()],
+                ..Default::default()
+            };
+            let opts = EvalOptions {
+                jobs: 1,
+                batch_size: 1,
+                timeout,
+                ..Default::default()
+            };
             match nix::evaluate_alone(flake, &item, &opts)? {
                 Outcome::Projection(p) => Ok(p),
-                Outcome::Failed { message } => Err(Error::NixEval { context: abs.display().to_string(), message }),
+                Outcome::Failed { message } => Err(Error::NixEval {
+                    context: abs.display().to_string(),
+                    message,
+                }),
             }
         }
         Target::FlakeHost { reference, host } => {
@@ -93,21 +119,38 @@ pub fn project(flake: &Flake, target: &Target, timeout: Duration) -> Result<Valu
                 )));
             }
             if !run.success() {
-                return Err(Error::NixEval { context: format!("{reference}#{host}"), message: run.failure() });
+                return Err(Error::NixEval {
+                    context: format!("{reference}#{host}"),
+                    message: run.failure(),
+                });
             }
-            serde_json::from_slice(&run.stdout).map_err(|e| Error::NixEval { context: format!("{reference}#{host}"), message: format!("not JSON: {e}") })
+            serde_json::from_slice(&run.stdout).map_err(|e| Error::NixEval {
+                context: format!("{reference}#{host}"),
+                message: format!("not JSON: {e}"),
+            })
         }
     }
 }
 
 fn nix_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default().replace("${", "\\${")
+    serde_json::to_string(s)
+        .unwrap_or_default()
+        .replace("${", "\\${")
 }
 
 /// Checks a projection against the posture the profile implies.
-pub fn check_projection(cat: &Catalogue, target: &str, backend: Backend, projection: &Value, profile: &str) -> Result<CheckResult> {
+pub fn check_projection(
+    cat: &Catalogue,
+    target: &str,
+    backend: Backend,
+    projection: &Value,
+    profile: &str,
+) -> Result<CheckResult> {
     if !cat.profiles.contains_key(profile) {
-        return Err(Error::Usage(format!("unknown profile `{profile}`: use one of {}", cat.profiles.keys().cloned().collect::<Vec<_>>().join(", "))));
+        return Err(Error::Usage(format!(
+            "unknown profile `{profile}`: use one of {}",
+            cat.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
     }
     let knobs = Proj(projection).knobs();
     let posture = Posture::for_check(cat, &knobs, profile);
@@ -115,7 +158,10 @@ pub fn check_projection(cat: &Catalogue, target: &str, backend: Backend, project
     for a in Proj(projection).assertions() {
         violations.push(Violation {
             invariant: "nixos.assertions".into(),
-            message: format!("NixOS would refuse this configuration: {}", crate::report::head(a, 6)),
+            message: format!(
+                "NixOS would refuse this configuration: {}",
+                crate::report::head(a, 6)
+            ),
             fix: "do what the assertion's message says (its `Fix:`)".into(),
         });
     }
@@ -136,7 +182,13 @@ pub fn check_projection(cat: &Catalogue, target: &str, backend: Backend, project
     })
 }
 
-pub fn run(flake: &Flake, cat: &Catalogue, target: &Target, profile: &str, timeout: Duration) -> Result<CheckResult> {
+pub fn run(
+    flake: &Flake,
+    cat: &Catalogue,
+    target: &Target,
+    profile: &str,
+    timeout: Duration,
+) -> Result<CheckResult> {
     let projection = project(flake, target, timeout)?;
     let backend = match target {
         Target::Module(_) => Backend::Surface,

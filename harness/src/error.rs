@@ -53,7 +53,9 @@ impl fmt::Display for Error {
             Error::Usage(m) => write!(f, "{m}"),
             Error::MissingTool { tool, hint } => write!(f, "`{tool}` is not installed. {hint}"),
             Error::InputsUnresolvable(m) => write!(f, "{m}"),
-            Error::NixEval { context, message } => write!(f, "Nix could not evaluate {context}:\n{message}"),
+            Error::NixEval { context, message } => {
+                write!(f, "Nix could not evaluate {context}:\n{message}")
+            }
             Error::Environment(m) => write!(f, "{m}"),
             Error::Interrupted(m) => write!(f, "{m}"),
             Error::Other(m) => write!(f, "{m}"),

@@ -18,14 +18,35 @@ pub enum EvalTarget {
 /// Evaluates the target alone (`catch: false`, so a failure carries Nix's message).
 pub fn evaluate(flake: &Flake, target: &EvalTarget, timeout: Duration) -> Result<Value> {
     let (item, context) = match target {
-        EvalTarget::Host(h) => (Item { id: format!("host:{h}"), host: Some(h.clone()), ..Default::default() }, format!("host {h}")),
+        EvalTarget::Host(h) => (
+            Item {
+                id: format!("host:{h}"),
+                host: Some(h.clone()),
+                ..Default::default()
+            },
+            format!("host {h}"),
+        ),
         EvalTarget::Module(p) => {
-            let abs = p.canonicalize().map_err(|e| Error::Usage(format!("--module {}: {e}", p.display())))?;
+            let abs = p
+                .canonicalize()
+                .map_err(|e| Error::Usage(format!("--module {}: {e}", p.display())))?;
             let context = abs.display().to_string();
-            (Item { id: "module".into(), modules: vec![abs], ..Default::default() }, context)
+            (
+                Item {
+                    id: "module".into(),
+                    modules: vec![abs],
+                    ..Default::default()
+                },
+                context,
+            )
         }
     };
-    let opts = EvalOptions { jobs: 1, batch_size: 1, timeout, ..Default::default() };
+    let opts = EvalOptions {
+        jobs: 1,
+        batch_size: 1,
+        timeout,
+        ..Default::default()
+    };
     match nix::evaluate_alone(flake, &item, &opts)? {
         Outcome::Projection(p) => Ok(p),
         Outcome::Failed { message } => Err(Error::NixEval { context, message }),
@@ -34,7 +55,11 @@ pub fn evaluate(flake: &Flake, target: &EvalTarget, timeout: Duration) -> Result
 
 /// 6 when NixOS assertions failed (the projection is still printed), else 0.
 pub fn exit_code(projection: &Value) -> u8 {
-    let failed = projection.get("assertions").and_then(Value::as_array).map(|a| !a.is_empty()).unwrap_or(false);
+    let failed = projection
+        .get("assertions")
+        .and_then(Value::as_array)
+        .map(|a| !a.is_empty())
+        .unwrap_or(false);
     if failed {
         exit::ASSERTIONS
     } else {

@@ -63,7 +63,11 @@ pub struct Violation {
 }
 
 fn v(invariant: &str, message: impl Into<String>, fix: impl Into<String>) -> Violation {
-    Violation { invariant: invariant.into(), message: message.into(), fix: fix.into() }
+    Violation {
+        invariant: invariant.into(),
+        message: message.into(),
+        fix: fix.into(),
+    }
 }
 
 /// The posture a projection is held to: knob values, and which areas are on.
@@ -81,8 +85,18 @@ pub struct Posture {
 impl Posture {
     /// The matrix's posture: the row's effective knobs as the projection reports them.
     pub fn effective(cat: &Catalogue, knobs: &BTreeMap<String, Value>) -> Posture {
-        let on = cat.areas().into_iter().filter(|a| cat.area_on(a, knobs)).collect();
-        Posture { knobs: knobs.clone(), on, from_profile: BTreeSet::new(), profile: None, actual: knobs.clone() }
+        let on = cat
+            .areas()
+            .into_iter()
+            .filter(|a| cat.area_on(a, knobs))
+            .collect();
+        Posture {
+            knobs: knobs.clone(),
+            on,
+            from_profile: BTreeSet::new(),
+            profile: None,
+            actual: knobs.clone(),
+        }
     }
 
     /// `check`'s posture: the host's own knobs where an area is on; where it is off, the
@@ -167,21 +181,33 @@ impl<'a> Proj<'a> {
         self.opt(path)?.as_bool()
     }
     fn opt_list(&self, path: &str) -> Vec<&'a Value> {
-        self.opt(path).and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default()
+        self.opt(path)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default()
     }
     pub fn rendered(&self, name: &str) -> Option<&'a str> {
         self.0.get("rendered")?.get(name)?.as_str()
     }
     pub fn assertions(&self) -> Vec<&'a str> {
-        self.0.get("assertions").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+        self.0
+            .get("assertions")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
     }
     pub fn knobs(&self) -> BTreeMap<String, Value> {
-        self.0.get("knobs").and_then(Value::as_object).map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+        self.0
+            .get("knobs")
+            .and_then(Value::as_object)
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
     }
 }
 
 fn show_json(v: Option<&Value>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_else(|| "<absent>".into())
+    v.map(|v| v.to_string())
+        .unwrap_or_else(|| "<absent>".into())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,12 +215,22 @@ fn show_json(v: Option<&Value>) -> String {
 
 /// One sshd keyword that must have one value: checks the first global occurrence (or sshd's
 /// default) and every Match block that sets it.
-fn sshd_key(id: &str, cfg: &SshdConfig, p: &Posture, keyword: &str, want: &str, settings_key: &str) -> Vec<Violation> {
+fn sshd_key(
+    id: &str,
+    cfg: &SshdConfig,
+    p: &Posture,
+    keyword: &str,
+    want: &str,
+    settings_key: &str,
+) -> Vec<Violation> {
     let mut out = vec![];
     let got = cfg.get(keyword).unwrap_or_default();
     if !got.eq_ignore_ascii_case(want) {
         let whence = match cfg.first(keyword) {
-            Some(d) => format!("`{} {}` on line {} of sshd_config wins (sshd keeps the first value)", keyword, d.value, d.line),
+            Some(d) => format!(
+                "`{} {}` on line {} of sshd_config wins (sshd keeps the first value)",
+                keyword, d.value, d.line
+            ),
             None => format!("sshd_config has no {keyword} line, so sshd's default `{got}` applies"),
         };
         out.push(v(
@@ -233,14 +269,49 @@ fn check_sshd(p: &Posture, proj: &Proj) -> Vec<Violation> {
     let cfg = SshdConfig::parse(text);
     let mut out = vec![];
     let keys: &[(&str, &str, &str, &str)] = &[
-        ("ssh.password-auth", "PasswordAuthentication", "no", "PasswordAuthentication"),
-        ("ssh.kbd-interactive", "KbdInteractiveAuthentication", "no", "KbdInteractiveAuthentication"),
-        ("ssh.publickey-only", "AuthenticationMethods", "publickey", "AuthenticationMethods"),
-        ("ssh.tcp-forwarding", "AllowTcpForwarding", "no", "AllowTcpForwarding"),
-        ("ssh.agent-forwarding", "AllowAgentForwarding", "no", "AllowAgentForwarding"),
+        (
+            "ssh.password-auth",
+            "PasswordAuthentication",
+            "no",
+            "PasswordAuthentication",
+        ),
+        (
+            "ssh.kbd-interactive",
+            "KbdInteractiveAuthentication",
+            "no",
+            "KbdInteractiveAuthentication",
+        ),
+        (
+            "ssh.publickey-only",
+            "AuthenticationMethods",
+            "publickey",
+            "AuthenticationMethods",
+        ),
+        (
+            "ssh.tcp-forwarding",
+            "AllowTcpForwarding",
+            "no",
+            "AllowTcpForwarding",
+        ),
+        (
+            "ssh.agent-forwarding",
+            "AllowAgentForwarding",
+            "no",
+            "AllowAgentForwarding",
+        ),
         ("ssh.x11-forwarding", "X11Forwarding", "no", "X11Forwarding"),
-        ("ssh.streamlocal-forwarding", "AllowStreamLocalForwarding", "no", "AllowStreamLocalForwarding"),
-        ("ssh.disable-forwarding", "DisableForwarding", "yes", "DisableForwarding"),
+        (
+            "ssh.streamlocal-forwarding",
+            "AllowStreamLocalForwarding",
+            "no",
+            "AllowStreamLocalForwarding",
+        ),
+        (
+            "ssh.disable-forwarding",
+            "DisableForwarding",
+            "yes",
+            "DisableForwarding",
+        ),
         ("ssh.tunnel", "PermitTunnel", "no", "PermitTunnel"),
         ("ssh.gateway-ports", "GatewayPorts", "no", "GatewayPorts"),
     ];
@@ -248,7 +319,10 @@ fn check_sshd(p: &Posture, proj: &Proj) -> Vec<Violation> {
         out.extend(sshd_key(id, &cfg, p, kw, want, sk));
     }
     // The ChallengeResponseAuthentication alias: a line of it before KbdInteractiveAuthentication wins.
-    let sftp_wanted = p.get("ssh.allowSFTP").and_then(Value::as_bool).unwrap_or(true);
+    let sftp_wanted = p
+        .get("ssh.allowSFTP")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     let sftp = cfg.subsystems.get("sftp");
     if sftp.is_some() != sftp_wanted {
         out.push(v(
@@ -270,7 +344,14 @@ fn check_sshd(p: &Posture, proj: &Proj) -> Vec<Violation> {
     }
     let want_root = p.text("ssh.permitRootLogin");
     if !want_root.is_empty() {
-        out.extend(sshd_key("ssh.root-login", &cfg, p, "PermitRootLogin", &want_root, "PermitRootLogin"));
+        out.extend(sshd_key(
+            "ssh.root-login",
+            &cfg,
+            p,
+            "PermitRootLogin",
+            &want_root,
+            "PermitRootLogin",
+        ));
     }
     let files = cfg.get("AuthorizedKeysFile").unwrap_or_default();
     let in_home: Vec<&str> = files
@@ -308,7 +389,15 @@ fn check_noexec(p: &Posture, proj: &Proj) -> Vec<Violation> {
     if !p.area_on("noexec") {
         return out;
     }
-    let exceptions: Vec<String> = p.get("noexec.exceptions").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let exceptions: Vec<String> = p
+        .get("noexec.exceptions")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
     for m in &table.mounts {
         // Filesystems: fileSystems entries and /dev/shm. The binds impermanence adds
         // (systemd.mounts, initrd) are persisted paths: noexec.persisted judges them.
@@ -317,7 +406,10 @@ fn check_noexec(p: &Posture, proj: &Proj) -> Vec<Violation> {
             "fileSystems" => true,
             _ => false,
         };
-        if !relevant || STORE_MOUNTS.contains(&m.mount_point.as_str()) || exceptions.contains(&m.mount_point) {
+        if !relevant
+            || STORE_MOUNTS.contains(&m.mount_point.as_str())
+            || exceptions.contains(&m.mount_point)
+        {
             continue;
         }
         let f = table.flags(m);
@@ -338,21 +430,54 @@ fn check_noexec(p: &Posture, proj: &Proj) -> Vec<Violation> {
     }
     // Persisted directories and files: the path and its storage both noexec.
     let mut persisted: Vec<(String, String)> = vec![];
-    if let Some(pers) = proj.opt("environment.persistence").and_then(Value::as_object) {
+    if let Some(pers) = proj
+        .opt("environment.persistence")
+        .and_then(Value::as_object)
+    {
         for (storage, e) in pers {
             if e.get("enable").and_then(Value::as_bool) == Some(false) {
                 continue;
             }
-            for d in e.get("directories").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(path) = d.get("dirPath").or_else(|| d.get("directory")).and_then(Value::as_str) {
-                    let st = d.get("persistentStoragePath").and_then(Value::as_str).unwrap_or(storage);
-                    persisted.push((path.to_string(), format!("{}{}", st.trim_end_matches('/'), path)));
+            for d in e
+                .get("directories")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(path) = d
+                    .get("dirPath")
+                    .or_else(|| d.get("directory"))
+                    .and_then(Value::as_str)
+                {
+                    let st = d
+                        .get("persistentStoragePath")
+                        .and_then(Value::as_str)
+                        .unwrap_or(storage);
+                    persisted.push((
+                        path.to_string(),
+                        format!("{}{}", st.trim_end_matches('/'), path),
+                    ));
                 }
             }
-            for f in e.get("files").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(path) = f.get("filePath").or_else(|| f.get("file")).and_then(Value::as_str) {
-                    let st = f.get("persistentStoragePath").and_then(Value::as_str).unwrap_or(storage);
-                    persisted.push((path.to_string(), format!("{}{}", st.trim_end_matches('/'), path)));
+            for f in e
+                .get("files")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(path) = f
+                    .get("filePath")
+                    .or_else(|| f.get("file"))
+                    .and_then(Value::as_str)
+                {
+                    let st = f
+                        .get("persistentStoragePath")
+                        .and_then(Value::as_str)
+                        .unwrap_or(storage);
+                    persisted.push((
+                        path.to_string(),
+                        format!("{}{}", st.trim_end_matches('/'), path),
+                    ));
                 }
             }
         }
@@ -383,7 +508,11 @@ fn check_noexec(p: &Posture, proj: &Proj) -> Vec<Violation> {
                     break;
                 }
                 None => {
-                    out.push(v("noexec.persisted", format!("persisted {path}: no mount holds {at}"), "declare fileSystems.\"/\""));
+                    out.push(v(
+                        "noexec.persisted",
+                        format!("persisted {path}: no mount holds {at}"),
+                        "declare fileSystems.\"/\"",
+                    ));
                     break;
                 }
                 _ => {}
@@ -407,7 +536,11 @@ fn check_nix(p: &Posture, proj: &Proj) -> Vec<Violation> {
     let mut out = vec![];
     let settings = proj.opt("nix.settings");
     let list = |k: &str| -> Vec<String> {
-        let mut l: Vec<String> = settings.and_then(|s| s.get(k)).and_then(Value::as_array).map(|a| a.iter().map(plain).collect()).unwrap_or_default();
+        let mut l: Vec<String> = settings
+            .and_then(|s| s.get(k))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(plain).collect())
+            .unwrap_or_default();
         l.sort();
         l
     };
@@ -438,16 +571,30 @@ fn check_nix(p: &Posture, proj: &Proj) -> Vec<Violation> {
     if p.flag("nix.disableChannels") && proj.opt_bool("nix.channel.enable") != Some(false) {
         out.push(v(
             "nix.channels",
-            format!("with {}, nix.channel.enable = {}", p.show("nix.disableChannels"), show_json(proj.opt("nix.channel.enable"))),
-            p.fix("nix", "nix.enable", "remove the definition forcing nix.channel.enable = true"),
+            format!(
+                "with {}, nix.channel.enable = {}",
+                p.show("nix.disableChannels"),
+                show_json(proj.opt("nix.channel.enable"))
+            ),
+            p.fix(
+                "nix",
+                "nix.enable",
+                "remove the definition forcing nix.channel.enable = true",
+            ),
         ));
     }
     if p.flag("nix.blockBinaryCache") {
-        let ranges: Vec<String> = p.get("nix.binaryCacheRanges").and_then(Value::as_array).map(|a| a.iter().map(plain).collect()).unwrap_or_default();
+        let ranges: Vec<String> = p
+            .get("nix.binaryCacheRanges")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(plain).collect())
+            .unwrap_or_default();
         let rules = format!(
             "{}\n{}",
             proj.rendered("nftables").unwrap_or(""),
-            proj.opt("networking.firewall.extraCommands").and_then(Value::as_str).unwrap_or("")
+            proj.opt("networking.firewall.extraCommands")
+                .and_then(Value::as_str)
+                .unwrap_or("")
         );
         for r in &ranges {
             if !rules.contains(r.as_str()) {
@@ -462,8 +609,15 @@ fn check_nix(p: &Posture, proj: &Proj) -> Vec<Violation> {
         if subs.iter().any(|s| s.contains("cache.nixos.org")) {
             out.push(v(
                 "nix.cache-block",
-                format!("with {}, nix.settings.substituters still lists cache.nixos.org: {subs:?}", p.show("nix.blockBinaryCache")),
-                p.fix("nix", "nix.enable", "remove cache.nixos.org from nix.settings.substituters"),
+                format!(
+                    "with {}, nix.settings.substituters still lists cache.nixos.org: {subs:?}",
+                    p.show("nix.blockBinaryCache")
+                ),
+                p.fix(
+                    "nix",
+                    "nix.enable",
+                    "remove cache.nixos.org from nix.settings.substituters",
+                ),
             ));
         }
     }
@@ -475,18 +629,38 @@ fn check_firewall_vpn(p: &Posture, proj: &Proj) -> Vec<Violation> {
     if p.area_on("firewall") && proj.opt_bool("networking.firewall.enable") != Some(true) {
         out.push(v(
             "firewall.enabled",
-            format!("with {}, networking.firewall.enable = {}", p.show("firewall.enable"), show_json(proj.opt("networking.firewall.enable"))),
-            p.fix("firewall", "firewall.enable", "remove the definition of networking.firewall.enable = false"),
+            format!(
+                "with {}, networking.firewall.enable = {}",
+                p.show("firewall.enable"),
+                show_json(proj.opt("networking.firewall.enable"))
+            ),
+            p.fix(
+                "firewall",
+                "firewall.enable",
+                "remove the definition of networking.firewall.enable = false",
+            ),
         ));
     }
     let ports: Vec<String> = str_list(&proj.opt_list("services.openssh.ports"));
-    let ports = if ports.is_empty() { vec!["22".to_string()] } else { ports };
+    let ports = if ports.is_empty() {
+        vec!["22".to_string()]
+    } else {
+        ports
+    };
     if p.flag("vpn.sshOnlyOverVpn") {
         if proj.opt_bool("services.openssh.openFirewall") == Some(true) {
             out.push(v(
                 "vpn.ssh-not-global",
-                format!("with {}, services.openssh.openFirewall = true opens {} on every interface", p.show("vpn.sshOnlyOverVpn"), ports.join(",")),
-                p.fix("vpn", "vpn.sshOnlyOverVpn", "remove the definition of services.openssh.openFirewall = true"),
+                format!(
+                    "with {}, services.openssh.openFirewall = true opens {} on every interface",
+                    p.show("vpn.sshOnlyOverVpn"),
+                    ports.join(",")
+                ),
+                p.fix(
+                    "vpn",
+                    "vpn.sshOnlyOverVpn",
+                    "remove the definition of services.openssh.openFirewall = true",
+                ),
             ));
         }
         let open = str_list(&proj.opt_list("networking.firewall.allowedTCPPorts"));
@@ -535,10 +709,19 @@ fn check_firewall_vpn(p: &Posture, proj: &Proj) -> Vec<Violation> {
 fn check_rest(p: &Posture, proj: &Proj) -> Vec<Violation> {
     let mut out = vec![];
     if p.area_on("audit") {
-        if p.get("audit.execve").and_then(Value::as_bool).unwrap_or(true) {
+        if p.get("audit.execve")
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+        {
             let rules: Vec<String> = str_list(&proj.opt_list("security.audit.rules"));
             for arch in ["b64", "b32"] {
-                let present = rules.iter().any(|r| r.contains(&format!("arch={arch}")) && r.split_whitespace().collect::<Vec<_>>().windows(2).any(|w| w[0] == "-S" && w[1] == "execve"));
+                let present = rules.iter().any(|r| {
+                    r.contains(&format!("arch={arch}"))
+                        && r.split_whitespace()
+                            .collect::<Vec<_>>()
+                            .windows(2)
+                            .any(|w| w[0] == "-S" && w[1] == "execve")
+                });
                 if !present {
                     out.push(v(
                         "audit.execve-rules",
@@ -548,12 +731,23 @@ fn check_rest(p: &Posture, proj: &Proj) -> Vec<Violation> {
                 }
             }
         }
-        let lock = proj.opt("security.audit.enable").map(|x| x == &Value::String("lock".into())).unwrap_or(false);
+        let lock = proj
+            .opt("security.audit.enable")
+            .map(|x| x == &Value::String("lock".into()))
+            .unwrap_or(false);
         if lock != p.flag("audit.immutable") {
             out.push(v(
                 "audit.immutable",
-                format!("with {}, security.audit.enable = {}", p.show("audit.immutable"), show_json(proj.opt("security.audit.enable"))),
-                p.fix("audit", "audit.enable", "remove the definition that overrides security.audit.enable"),
+                format!(
+                    "with {}, security.audit.enable = {}",
+                    p.show("audit.immutable"),
+                    show_json(proj.opt("security.audit.enable"))
+                ),
+                p.fix(
+                    "audit",
+                    "audit.enable",
+                    "remove the definition that overrides security.audit.enable",
+                ),
             ));
         }
     }
@@ -579,35 +773,96 @@ fn check_rest(p: &Posture, proj: &Proj) -> Vec<Violation> {
     if p.area_on("packages") && p.flag("packages.stripDefaults") {
         let defaults = str_list(&proj.opt_list("environment.defaultPackages"));
         if !defaults.is_empty() {
-            out.push(v("packages.stripped", format!("with {}, environment.defaultPackages = {defaults:?}", p.show("packages.stripDefaults")), p.fix("packages", "packages.stripDefaults", "remove the definition of environment.defaultPackages")));
+            out.push(v(
+                "packages.stripped",
+                format!(
+                    "with {}, environment.defaultPackages = {defaults:?}",
+                    p.show("packages.stripDefaults")
+                ),
+                p.fix(
+                    "packages",
+                    "packages.stripDefaults",
+                    "remove the definition of environment.defaultPackages",
+                ),
+            ));
         }
         if proj.opt_bool("programs.nano.enable") != Some(false) {
-            out.push(v("packages.stripped", format!("with {}, programs.nano.enable = {}", p.show("packages.stripDefaults"), show_json(proj.opt("programs.nano.enable"))), p.fix("packages", "packages.stripDefaults", "remove the definition of programs.nano.enable = true")));
+            out.push(v(
+                "packages.stripped",
+                format!(
+                    "with {}, programs.nano.enable = {}",
+                    p.show("packages.stripDefaults"),
+                    show_json(proj.opt("programs.nano.enable"))
+                ),
+                p.fix(
+                    "packages",
+                    "packages.stripDefaults",
+                    "remove the definition of programs.nano.enable = true",
+                ),
+            ));
         }
     }
     if p.area_on("amnesia") {
         let persist = p.text("amnesia.persistPath");
         let size = p.text("amnesia.rootSize");
         let root = proj.opt("fileSystems").and_then(|f| f.get("/"));
-        let fs_type = root.and_then(|r| r.get("fsType")).and_then(Value::as_str).unwrap_or("<none>");
-        let opts: Vec<String> = root.and_then(|r| r.get("options")).and_then(Value::as_array).map(|a| a.iter().map(plain).collect()).unwrap_or_default();
+        let fs_type = root
+            .and_then(|r| r.get("fsType"))
+            .and_then(Value::as_str)
+            .unwrap_or("<none>");
+        let opts: Vec<String> = root
+            .and_then(|r| r.get("options"))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(plain).collect())
+            .unwrap_or_default();
         let last = |prefix: &str| opts.iter().rev().find(|o| o.starts_with(prefix)).cloned();
-        if fs_type != "tmpfs" || last("mode=").as_deref() != Some("mode=755") || last("size=") != Some(format!("size={size}")) {
+        if fs_type != "tmpfs"
+            || last("mode=").as_deref() != Some("mode=755")
+            || last("size=") != Some(format!("size={size}"))
+        {
             out.push(v(
                 "amnesia.tmpfs-root",
                 format!("with {} and {}, fileSystems.\"/\" is {fs_type} with options {}", p.show("amnesia.enable"), p.show("amnesia.rootSize"), opts.join(",")),
                 p.fix("amnesia", "amnesia.enable", "remove the fileSystems.\"/\" definition (usually hardware-configuration.nix) that overrides paranoid's tmpfs"),
             ));
         }
-        let entry = proj.opt("environment.persistence").and_then(|e| e.get(&persist));
+        let entry = proj
+            .opt("environment.persistence")
+            .and_then(|e| e.get(&persist));
         let listed = |key: &str, field: &str| -> BTreeSet<String> {
-            entry.and_then(|e| e.get(key)).and_then(Value::as_array).into_iter().flatten().filter_map(|d| d.get(field).and_then(Value::as_str).map(str::to_string)).collect()
+            entry
+                .and_then(|e| e.get(key))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d.get(field).and_then(Value::as_str).map(str::to_string))
+                .collect()
         };
         let wanted = |key: &str, field: &str| -> Vec<String> {
-            p.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(|d| d.as_str().map(str::to_string).or_else(|| d.get(field).and_then(Value::as_str).map(str::to_string))).collect()
+            p.get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|d| {
+                    d.as_str()
+                        .map(str::to_string)
+                        .or_else(|| d.get(field).and_then(Value::as_str).map(str::to_string))
+                })
+                .collect()
         };
-        let (dirs, files) = (listed("directories", "dirPath"), listed("files", "filePath"));
-        let missing: Vec<String> = wanted("amnesia.directories", "directory").into_iter().filter(|d| !dirs.contains(d)).chain(wanted("amnesia.files", "file").into_iter().filter(|f| !files.contains(f))).collect();
+        let (dirs, files) = (
+            listed("directories", "dirPath"),
+            listed("files", "filePath"),
+        );
+        let missing: Vec<String> = wanted("amnesia.directories", "directory")
+            .into_iter()
+            .filter(|d| !dirs.contains(d))
+            .chain(
+                wanted("amnesia.files", "file")
+                    .into_iter()
+                    .filter(|f| !files.contains(f)),
+            )
+            .collect();
         if entry.is_none() || !missing.is_empty() {
             out.push(v(
                 "amnesia.persistence",
@@ -626,24 +881,54 @@ fn check_rest(p: &Posture, proj: &Proj) -> Vec<Violation> {
             }
         }
     }
-    if p.area_on("users") && p.flag("users.immutable") && proj.opt_bool("users.mutableUsers") != Some(false) {
-        out.push(v("users.immutable", format!("with {}, users.mutableUsers = {}", p.show("users.immutable"), show_json(proj.opt("users.mutableUsers"))), p.fix("users", "users.immutable", "remove the definition of users.mutableUsers = true")));
+    if p.area_on("users")
+        && p.flag("users.immutable")
+        && proj.opt_bool("users.mutableUsers") != Some(false)
+    {
+        out.push(v(
+            "users.immutable",
+            format!(
+                "with {}, users.mutableUsers = {}",
+                p.show("users.immutable"),
+                show_json(proj.opt("users.mutableUsers"))
+            ),
+            p.fix(
+                "users",
+                "users.immutable",
+                "remove the definition of users.mutableUsers = true",
+            ),
+        ));
     }
     if p.area_on("logs") {
         let url = p.text("logs.remote.url");
         let on = proj.opt_bool("services.journald.upload.enable") == Some(true);
-        let got = proj.opt("services.journald.upload.settings").and_then(|s| s.get("Upload")).and_then(|u| u.get("URL")).map(plain);
+        let got = proj
+            .opt("services.journald.upload.settings")
+            .and_then(|s| s.get("Upload"))
+            .and_then(|u| u.get("URL"))
+            .map(plain);
         if !on || got.as_deref() != Some(url.as_str()) {
             out.push(v(
                 "logs.upload",
-                format!("with {} and {}, services.journald.upload.enable = {on}, URL = {}", p.show("logs.remote.enable"), p.show("logs.remote.url"), got.unwrap_or_else(|| "<none>".into())),
-                p.fix("logs", "logs.remote.enable", "set paranoid.logs.remote.url and remove overrides of services.journald.upload"),
+                format!(
+                    "with {} and {}, services.journald.upload.enable = {on}, URL = {}",
+                    p.show("logs.remote.enable"),
+                    p.show("logs.remote.url"),
+                    got.unwrap_or_else(|| "<none>".into())
+                ),
+                p.fix(
+                    "logs",
+                    "logs.remote.enable",
+                    "set paranoid.logs.remote.url and remove overrides of services.journald.upload",
+                ),
             ));
         }
     }
     if p.area_on("antivirus") {
         let mode = p.text("antivirus.mode");
-        let installed = str_list(&proj.opt_list("environment.systemPackages")).iter().any(|n| n.contains("clamav"));
+        let installed = str_list(&proj.opt_list("environment.systemPackages"))
+            .iter()
+            .any(|n| n.contains("clamav"));
         let daemon = proj.opt_bool("services.clamav.daemon.enable") == Some(true);
         let updater = proj.opt_bool("services.clamav.updater.enable") == Some(true);
         let ok = match mode.as_str() {
@@ -695,14 +980,22 @@ pub fn leaves(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
 /// `paranoid.services` and the daemons it configures), so a unit only one side lists is not
 /// a difference: only units both sides project are compared.
 pub fn differing_options(a: &Value, b: &Value) -> BTreeSet<String> {
-    let (oa, ob) = (a.get("options").and_then(Value::as_object), b.get("options").and_then(Value::as_object));
-    let (Some(oa), Some(ob)) = (oa, ob) else { return BTreeSet::new() };
+    let (oa, ob) = (
+        a.get("options").and_then(Value::as_object),
+        b.get("options").and_then(Value::as_object),
+    );
+    let (Some(oa), Some(ob)) = (oa, ob) else {
+        return BTreeSet::new();
+    };
     oa.keys()
         .chain(ob.keys())
         .filter(|k| {
             if k.as_str() == "systemd.services" {
-                if let (Some(Value::Object(ua)), Some(Value::Object(ub))) = (oa.get(*k), ob.get(*k)) {
-                    return ua.iter().any(|(unit, x)| ub.get(unit).is_some_and(|y| y != x));
+                if let (Some(Value::Object(ua)), Some(Value::Object(ub))) = (oa.get(*k), ob.get(*k))
+                {
+                    return ua
+                        .iter()
+                        .any(|(unit, x)| ub.get(unit).is_some_and(|y| y != x));
                 }
             }
             oa.get(*k) != ob.get(*k)
@@ -714,15 +1007,32 @@ pub fn differing_options(a: &Value, b: &Value) -> BTreeSet<String> {
 /// `knob-off.untouched`: every projected option that no enabled area touches equals its
 /// value in the evaluation without paranoid. `touched` maps an area to the options its
 /// switches change alone.
-pub fn knob_off_untouched(p: &Posture, row: &Value, baseline: &Value, touched: &BTreeMap<String, BTreeSet<String>>) -> Vec<Violation> {
-    let allowed: BTreeSet<&String> = p.on.iter().filter_map(|a| touched.get(a)).flatten().collect();
+pub fn knob_off_untouched(
+    p: &Posture,
+    row: &Value,
+    baseline: &Value,
+    touched: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<Violation> {
+    let allowed: BTreeSet<&String> =
+        p.on.iter()
+            .filter_map(|a| touched.get(a))
+            .flatten()
+            .collect();
     let mut out = vec![];
     for opt in differing_options(row, baseline) {
         if allowed.contains(&opt) {
             continue;
         }
         let (mut lr, mut lb) = (BTreeMap::new(), BTreeMap::new());
-        let (vr, vb) = (row.get("options").and_then(|o| o.get(&opt)).unwrap_or(&Value::Null), baseline.get("options").and_then(|o| o.get(&opt)).unwrap_or(&Value::Null));
+        let (vr, vb) = (
+            row.get("options")
+                .and_then(|o| o.get(&opt))
+                .unwrap_or(&Value::Null),
+            baseline
+                .get("options")
+                .and_then(|o| o.get(&opt))
+                .unwrap_or(&Value::Null),
+        );
         if opt == "systemd.services" {
             // Only the units both sides project (see differing_options).
             for (unit, x) in vr.as_object().into_iter().flatten() {
@@ -742,7 +1052,13 @@ pub fn knob_off_untouched(p: &Posture, row: &Value, baseline: &Value, touched: &
             .into_iter()
             .filter(|k| lr.get(*k) != lb.get(*k))
             .take(3)
-            .map(|k| format!("{k} = {} (without paranoid: {})", show_json(lr.get(k)), show_json(lb.get(k))))
+            .map(|k| {
+                format!(
+                    "{k} = {} (without paranoid: {})",
+                    show_json(lr.get(k)),
+                    show_json(lb.get(k))
+                )
+            })
             .collect();
         let on: Vec<&str> = p.on.iter().map(String::as_str).collect();
         out.push(v(
@@ -759,15 +1075,29 @@ pub fn knob_off_untouched(p: &Posture, row: &Value, baseline: &Value, touched: &
 }
 
 /// The constraints a row must be refused by: its own, and every `when` its knobs match.
-pub fn expected_constraints<'c>(cat: &'c Catalogue, knobs: &BTreeMap<String, Value>, row_constraint: Option<&str>) -> Vec<&'c crate::catalogue::Constraint> {
+pub fn expected_constraints<'c>(
+    cat: &'c Catalogue,
+    knobs: &BTreeMap<String, Value>,
+    row_constraint: Option<&str>,
+) -> Vec<&'c crate::catalogue::Constraint> {
     cat.constraints
         .iter()
-        .filter(|c| Some(c.id.as_str()) == row_constraint || c.when.iter().any(|conj| conj.iter().all(|(k, val)| knobs.get(k) == Some(val))))
+        .filter(|c| {
+            Some(c.id.as_str()) == row_constraint
+                || c.when
+                    .iter()
+                    .any(|conj| conj.iter().all(|(k, val)| knobs.get(k) == Some(val)))
+        })
         .collect()
 }
 
 /// `nixos.assertions` and `constraint.rejected` for one row.
-pub fn check_assertions(cat: &Catalogue, knobs: &BTreeMap<String, Value>, row_constraint: Option<&str>, projection: &Value) -> Vec<Violation> {
+pub fn check_assertions(
+    cat: &Catalogue,
+    knobs: &BTreeMap<String, Value>,
+    row_constraint: Option<&str>,
+    projection: &Value,
+) -> Vec<Violation> {
     let expected = expected_constraints(cat, knobs, row_constraint);
     let failed = Proj(projection).assertions();
     let mut out = vec![];
@@ -776,7 +1106,10 @@ pub fn check_assertions(cat: &Catalogue, knobs: &BTreeMap<String, Value>, row_co
             let why = if Some(c.id.as_str()) == row_constraint {
                 format!("the constraint row (set {})", show_set(&c.set))
             } else {
-                format!("these knobs match its `when` ({})", c.when.iter().map(show_set).collect::<Vec<_>>().join(" or "))
+                format!(
+                    "these knobs match its `when` ({})",
+                    c.when.iter().map(show_set).collect::<Vec<_>>().join(" or ")
+                )
             };
             out.push(v(
                 "constraint.rejected",
@@ -784,14 +1117,23 @@ pub fn check_assertions(cat: &Catalogue, knobs: &BTreeMap<String, Value>, row_co
                     "{} ({}) was not refused: {why}; failed assertions: {}",
                     c.marker(),
                     c.description,
-                    if failed.is_empty() { "none".to_string() } else { failed.join(" | ") }
+                    if failed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        failed.join(" | ")
+                    }
                 ),
-                format!("add or fix the assertion with message prefix {} in modules/", c.marker()),
+                format!(
+                    "add or fix the assertion with message prefix {} in modules/",
+                    c.marker()
+                ),
             ));
         }
     }
     for a in failed {
-        let allowed = expected.iter().any(|c| a.contains(&c.marker()) || c.also_fails.iter().any(|s| a.contains(s.as_str())));
+        let allowed = expected.iter().any(|c| {
+            a.contains(&c.marker()) || c.also_fails.iter().any(|s| a.contains(s.as_str()))
+        });
         if !allowed {
             out.push(v(
                 "nixos.assertions",
@@ -804,7 +1146,10 @@ pub fn check_assertions(cat: &Catalogue, knobs: &BTreeMap<String, Value>, row_co
 }
 
 fn show_set(m: &BTreeMap<String, Value>) -> String {
-    m.iter().map(|(k, x)| format!("{k}={}", plain(x))).collect::<Vec<_>>().join(" ")
+    m.iter()
+        .map(|(k, x)| format!("{k}={}", plain(x)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The switches that are on plus every non-default knob: what a reader needs to reproduce.
@@ -838,7 +1183,12 @@ pub fn applies(id: &str, p: &Posture, constraint_row: bool, expects_rejection: b
         "nix.channels" => p.area_on("nix") && p.flag("nix.disableChannels"),
         "nix.cache-block" => p.area_on("nix") && p.flag("nix.blockBinaryCache"),
         "vpn.ssh-not-global" => p.flag("vpn.sshOnlyOverVpn"),
-        "audit.execve-rules" => p.area_on("audit") && p.get("audit.execve").and_then(Value::as_bool).unwrap_or(true),
+        "audit.execve-rules" => {
+            p.area_on("audit")
+                && p.get("audit.execve")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true)
+        }
         "packages.stripped" => p.area_on("packages") && p.flag("packages.stripDefaults"),
         "users.immutable" => p.area_on("users") && p.flag("users.immutable"),
         _ => p.area_on(area),

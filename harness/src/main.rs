@@ -15,7 +15,11 @@ use paranoid_harness::plan::{self, Strategy};
 use paranoid_harness::{bench, check, eval_cmd, matrix, report, sandbox_cmd, vm_cmd};
 
 #[derive(Parser)]
-#[command(name = "paranoid-harness", version, about = "Evaluates paranoid's NixOS knobs in every combination and proves the posture")]
+#[command(
+    name = "paranoid-harness",
+    version,
+    about = "Evaluates paranoid's NixOS knobs in every combination and proves the posture"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -175,14 +179,17 @@ fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
         }
         _ => (s, 1),
     };
-    num.parse::<u64>().map(|n| n * mult).map_err(|e| format!("{s}: {e}"))
+    num.parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|e| format!("{s}: {e}"))
 }
 
 fn find_flake(arg: Option<PathBuf>) -> Result<Flake> {
     if let Some(dir) = arg.or_else(|| std::env::var_os("PARANOID_FLAKE").map(PathBuf::from)) {
         return Flake::open(&dir);
     }
-    let cwd = std::env::current_dir().map_err(|e| Error::Other(format!("current directory: {e}")))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::Other(format!("current directory: {e}")))?;
     for dir in cwd.ancestors() {
         if dir.join("flake.nix").is_file() && dir.join("lib/harness.nix").is_file() {
             return Flake::open(dir);
@@ -193,10 +200,14 @@ fn find_flake(arg: Option<PathBuf>) -> Result<Flake> {
 
 fn eval_options(pool: &PoolArgs, backend: Backend) -> Result<EvalOptions> {
     if pool.jobs == 0 {
-        return Err(Error::Usage("--jobs 0: at least one nix process must run (use --jobs 1 or more)".into()));
+        return Err(Error::Usage(
+            "--jobs 0: at least one nix process must run (use --jobs 1 or more)".into(),
+        ));
     }
     if pool.timeout == 0 {
-        return Err(Error::Usage("--timeout 0: give nix at least a second".into()));
+        return Err(Error::Usage(
+            "--timeout 0: give nix at least a second".into(),
+        ));
     }
     if let Some(m) = pool.max_memory {
         let share = m / pool.jobs as u64;
@@ -208,10 +219,23 @@ fn eval_options(pool: &PoolArgs, backend: Backend) -> Result<EvalOptions> {
             )));
         }
     }
-    Ok(EvalOptions { jobs: pool.jobs, batch_size: pool.batch_size, timeout: Duration::from_secs(pool.timeout), max_memory: pool.max_memory, backend })
+    Ok(EvalOptions {
+        jobs: pool.jobs,
+        batch_size: pool.batch_size,
+        timeout: Duration::from_secs(pool.timeout),
+        max_memory: pool.max_memory,
+        backend,
+    })
 }
 
-fn plan_rows(cat: &Catalogue, p: &PlanArgs) -> Result<(Strategy, BTreeMap<String, serde_json::Value>, Vec<plan::Row>)> {
+fn plan_rows(
+    cat: &Catalogue,
+    p: &PlanArgs,
+) -> Result<(
+    Strategy,
+    BTreeMap<String, serde_json::Value>,
+    Vec<plan::Row>,
+)> {
     let strategy = Strategy::parse(&p.strategy, p.samples, p.seed)?;
     let mut pins = BTreeMap::new();
     for s in &p.set {
@@ -230,7 +254,10 @@ fn emit(s: &str) {
 }
 
 fn print_json(v: &serde_json::Value) {
-    emit(&format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()));
+    emit(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    ));
 }
 
 const CATALOGUE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -243,12 +270,36 @@ fn run(cli: Cli) -> Result<u8> {
             match format {
                 Format::Json => print_json(&serde_json::to_value(&cat).unwrap_or_default()),
                 Format::Human => {
-                    emit(&format!("{:<32} {:<9} {:<30} {:<10} {}\n", "knob", "kind", "values", "off", "profiles"));
+                    emit(&format!(
+                        "{:<32} {:<9} {:<30} {:<10} {}\n",
+                        "knob", "kind", "values", "off", "profiles"
+                    ));
                     for k in &cat.knobs {
-                        let values = k.values.iter().map(plan::plain).collect::<Vec<_>>().join("|");
-                        let profiles = k.profiles.iter().filter(|(_, v)| !v.is_null()).map(|(p, v)| format!("{p}={}", plan::plain(v))).collect::<Vec<_>>().join(" ");
-                        let kind = serde_json::to_value(k.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-                        emit(&format!("{:<32} {:<9} {:<30} {:<10} {}\n", k.name, kind, values, k.off.as_ref().map(plan::plain).unwrap_or_default(), profiles));
+                        let values = k
+                            .values
+                            .iter()
+                            .map(plan::plain)
+                            .collect::<Vec<_>>()
+                            .join("|");
+                        let profiles = k
+                            .profiles
+                            .iter()
+                            .filter(|(_, v)| !v.is_null())
+                            .map(|(p, v)| format!("{p}={}", plan::plain(v)))
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        let kind = serde_json::to_value(k.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default();
+                        emit(&format!(
+                            "{:<32} {:<9} {:<30} {:<10} {}\n",
+                            k.name,
+                            kind,
+                            values,
+                            k.off.as_ref().map(plan::plain).unwrap_or_default(),
+                            profiles
+                        ));
                     }
                     emit("\nconstraints (must be refused with [paranoid:<id>]):\n");
                     for c in &cat.constraints {
@@ -258,12 +309,22 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(exit::OK)
         }
-        Command::Eval { host, module, flake, format, timeout } => {
+        Command::Eval {
+            host,
+            module,
+            flake,
+            format,
+            timeout,
+        } => {
             let flake = find_flake(flake.flake)?;
             let target = match (host, module) {
                 (Some(h), None) => eval_cmd::EvalTarget::Host(h),
                 (None, Some(m)) => eval_cmd::EvalTarget::Module(m),
-                _ => return Err(Error::Usage("give exactly one of --host or --module".into())),
+                _ => {
+                    return Err(Error::Usage(
+                        "give exactly one of --host or --module".into(),
+                    ))
+                }
             };
             let p = eval_cmd::evaluate(&flake, &target, Duration::from_secs(timeout))?;
             match format {
@@ -280,24 +341,62 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(code)
         }
-        Command::Plan { plan: p, flake, format } => {
+        Command::Plan {
+            plan: p,
+            flake,
+            format,
+        } => {
             let flake = find_flake(flake.flake)?;
             let cat = Catalogue::load(&flake, CATALOGUE_TIMEOUT)?;
             let (strategy, pins, rows) = plan_rows(&cat, &p)?;
-            let generated: Vec<_> = rows.iter().filter(|r| r.kind == plan::RowKind::Generated).map(|r| r.knobs.clone()).collect();
-            let uncovered = if strategy == Strategy::Pairwise { plan::uncovered_pairs(&plan::pairwise_params(&cat, &pins), &generated).len() } else { 0 };
+            let generated: Vec<_> = rows
+                .iter()
+                .filter(|r| r.kind == plan::RowKind::Generated)
+                .map(|r| r.knobs.clone())
+                .collect();
+            let uncovered = if strategy == Strategy::Pairwise {
+                plan::uncovered_pairs(&plan::pairwise_params(&cat, &pins), &generated).len()
+            } else {
+                0
+            };
             match format {
-                Format::Json => print_json(&serde_json::json!({ "strategy": strategy.name(), "rows": rows, "uncoveredPairs": uncovered })),
+                Format::Json => print_json(
+                    &serde_json::json!({ "strategy": strategy.name(), "rows": rows, "uncoveredPairs": uncovered }),
+                ),
                 Format::Human => {
                     for r in &rows {
-                        emit(&format!("{:<36} {}\n", r.id, r.knobs.iter().map(|(k, v)| format!("{k}={}", plan::plain(v))).collect::<Vec<_>>().join(" ")));
+                        emit(&format!(
+                            "{:<36} {}\n",
+                            r.id,
+                            r.knobs
+                                .iter()
+                                .map(|(k, v)| format!("{k}={}", plan::plain(v)))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        ));
                     }
-                    emit(&format!("{} rows ({} generated by {}); uncovered pairs: {uncovered}\n", rows.len(), generated.len(), strategy.name()));
+                    emit(&format!(
+                        "{} rows ({} generated by {}); uncovered pairs: {uncovered}\n",
+                        rows.len(),
+                        generated.len(),
+                        strategy.name()
+                    ));
                 }
             }
-            Ok(if uncovered == 0 { exit::OK } else { exit::FAILED })
+            Ok(if uncovered == 0 {
+                exit::OK
+            } else {
+                exit::FAILED
+            })
         }
-        Command::Matrix { plan: p, backend, pool, flake, format, junit } => {
+        Command::Matrix {
+            plan: p,
+            backend,
+            pool,
+            flake,
+            format,
+            junit,
+        } => {
             let backend = match backend {
                 BackendArg::Surface => Backend::Surface,
                 BackendArg::Nixos => Backend::Nixos,
@@ -311,7 +410,12 @@ fn run(cli: Cli) -> Result<u8> {
             }
             let bar = std::io::stderr().is_terminal().then(|| {
                 let b = indicatif::ProgressBar::new(0);
-                b.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} eta {eta}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} rows {per_sec} eta {eta}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
                 b
             });
             let progress = |e: matrix::ProgressEvent| {
@@ -322,12 +426,22 @@ fn run(cli: Cli) -> Result<u8> {
                     }
                 }
             };
-            let result = matrix::run(&flake, &cat, &matrix::MatrixOptions { strategy, pins, eval }, &progress)?;
+            let result = matrix::run(
+                &flake,
+                &cat,
+                &matrix::MatrixOptions {
+                    strategy,
+                    pins,
+                    eval,
+                },
+                &progress,
+            )?;
             if let Some(b) = &bar {
                 b.finish_and_clear();
             }
             if let Some(path) = junit {
-                std::fs::write(&path, report::matrix_junit(&result)).map_err(|e| Error::Other(format!("--junit {}: {e}", path.display())))?;
+                std::fs::write(&path, report::matrix_junit(&result))
+                    .map_err(|e| Error::Other(format!("--junit {}: {e}", path.display())))?;
             }
             match format {
                 // Compact: an exhaustive run has tens of thousands of rows.
@@ -342,22 +456,50 @@ fn run(cli: Cli) -> Result<u8> {
                 exit::FAILED
             })
         }
-        Command::Check { module, flake, paranoid, profile, format, timeout } => {
+        Command::Check {
+            module,
+            flake,
+            paranoid,
+            profile,
+            format,
+            timeout,
+        } => {
             let paranoid = find_flake(paranoid)?;
             let target = match (module, flake) {
                 (Some(m), None) => check::Target::Module(m),
                 (None, Some(f)) => check::Target::parse_flake_host(&f)?,
-                _ => return Err(Error::Usage("give exactly one of --module FILE or --flake REF#host".into())),
+                _ => {
+                    return Err(Error::Usage(
+                        "give exactly one of --module FILE or --flake REF#host".into(),
+                    ))
+                }
             };
             let cat = Catalogue::load(&paranoid, CATALOGUE_TIMEOUT)?;
-            let result = check::run(&paranoid, &cat, &target, &profile, Duration::from_secs(timeout))?;
+            let result = check::run(
+                &paranoid,
+                &cat,
+                &target,
+                &profile,
+                Duration::from_secs(timeout),
+            )?;
             match format {
                 Format::Json => print_json(&report::check_json(&result)),
                 Format::Human => emit(&report::check_human(&result)),
             }
-            Ok(if result.violations.is_empty() { exit::OK } else { exit::FAILED })
+            Ok(if result.violations.is_empty() {
+                exit::OK
+            } else {
+                exit::FAILED
+            })
         }
-        Command::Bench { plan: p, pool, flake, limit, repeat, format } => {
+        Command::Bench {
+            plan: p,
+            pool,
+            flake,
+            limit,
+            repeat,
+            format,
+        } => {
             let eval = eval_options(&pool, Backend::Surface)?;
             let flake = find_flake(flake.flake)?;
             let cat = Catalogue::load(&flake, CATALOGUE_TIMEOUT)?;
@@ -382,7 +524,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     // The sandbox and VM tiers install their own Ctrl-C handling.

@@ -103,7 +103,12 @@ struct Reference {
     touched: BTreeMap<String, BTreeSet<String>>,
 }
 
-fn check_row(cat: &Catalogue, row: &Row, outcome: &Outcome, reference: Option<&Reference>) -> RowResult {
+fn check_row(
+    cat: &Catalogue,
+    row: &Row,
+    outcome: &Outcome,
+    reference: Option<&Reference>,
+) -> RowResult {
     let mut r = RowResult {
         id: row.id.clone(),
         kind: row.kind.clone(),
@@ -117,7 +122,11 @@ fn check_row(cat: &Catalogue, row: &Row, outcome: &Outcome, reference: Option<&R
     let projection = match outcome {
         Outcome::Failed { message } => {
             r.error = Some(message.clone());
-            r.expected_constraints = invariants::expected_constraints(cat, &row.knobs, row.constraint.as_deref()).iter().map(|c| c.id.clone()).collect();
+            r.expected_constraints =
+                invariants::expected_constraints(cat, &row.knobs, row.constraint.as_deref())
+                    .iter()
+                    .map(|c| c.id.clone())
+                    .collect();
             return r;
         }
         Outcome::Projection(p) => p,
@@ -135,12 +144,23 @@ fn check_row(cat: &Catalogue, row: &Row, outcome: &Outcome, reference: Option<&R
         .map(|s| s.to_string())
         .collect();
     if !constraint_row {
-        r.violations.extend(invariants::check_posture(&posture, projection));
+        r.violations
+            .extend(invariants::check_posture(&posture, projection));
         if let Some(refs) = reference {
-            r.violations.extend(invariants::knob_off_untouched(&posture, projection, &refs.baseline, &refs.touched));
+            r.violations.extend(invariants::knob_off_untouched(
+                &posture,
+                projection,
+                &refs.baseline,
+                &refs.touched,
+            ));
         }
     }
-    r.violations.extend(invariants::check_assertions(cat, &knobs, row.constraint.as_deref(), projection));
+    r.violations.extend(invariants::check_assertions(
+        cat,
+        &knobs,
+        row.constraint.as_deref(),
+        projection,
+    ));
     // A violation of an invariant counts as checked even where it would not normally apply.
     for v in &r.violations {
         if !r.checked.contains(&v.invariant) {
@@ -151,16 +171,32 @@ fn check_row(cat: &Catalogue, row: &Row, outcome: &Outcome, reference: Option<&R
 }
 
 /// Runs the matrix. `progress` is told the planned row count, then once per finished row.
-pub fn run(flake: &Flake, cat: &Catalogue, opts: &MatrixOptions, progress: &(dyn Fn(ProgressEvent) + Sync)) -> Result<MatrixResult> {
+pub fn run(
+    flake: &Flake,
+    cat: &Catalogue,
+    opts: &MatrixOptions,
+    progress: &(dyn Fn(ProgressEvent) + Sync),
+) -> Result<MatrixResult> {
     let started = Instant::now();
     let stats_before = nix::Stats::now();
     let rows = plan::plan(cat, &opts.strategy, &opts.pins)?;
     progress(ProgressEvent::Planned(rows.len() + 1));
-    let is_reference = |r: &Row| matches!(r.kind, RowKind::AllOff | RowKind::SwitchAlone(_) | RowKind::AreaKnob(_));
-    let (reference_rows, other_rows): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| is_reference(r));
+    let is_reference = |r: &Row| {
+        matches!(
+            r.kind,
+            RowKind::AllOff | RowKind::SwitchAlone(_) | RowKind::AreaKnob(_)
+        )
+    };
+    let (reference_rows, other_rows): (Vec<&Row>, Vec<&Row>) =
+        rows.iter().partition(|r| is_reference(r));
 
     // Phase 1: the fixture without paranoid, all-off and the alone rows, kept whole.
-    let mut items: Vec<Item> = vec![Item { id: BASELINE_ID.into(), fixture: Some(FIXTURE.into()), without_paranoid: true, ..Default::default() }];
+    let mut items: Vec<Item> = vec![Item {
+        id: BASELINE_ID.into(),
+        fixture: Some(FIXTURE.into()),
+        without_paranoid: true,
+        ..Default::default()
+    }];
     items.extend(reference_rows.iter().map(|r| item_of(r)));
     let tick = |_: &str, _: &Outcome| progress(ProgressEvent::Done);
     let phase1 = nix::evaluate(flake, items, &opts.eval, &tick)?;
@@ -170,25 +206,41 @@ pub fn run(flake: &Flake, cat: &Catalogue, opts: &MatrixOptions, progress: &(dyn
 
     let reference = match outcomes.get(BASELINE_ID) {
         Some(Outcome::Projection(baseline)) => {
-            let all_off = reference_rows.iter().find(|r| r.kind == RowKind::AllOff).and_then(|r| match outcomes.get(&r.id) {
-                Some(Outcome::Projection(p)) => Some(p),
-                _ => None,
-            });
+            let all_off = reference_rows
+                .iter()
+                .find(|r| r.kind == RowKind::AllOff)
+                .and_then(|r| match outcomes.get(&r.id) {
+                    Some(Outcome::Projection(p)) => Some(p),
+                    _ => None,
+                });
             let mut touched: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             if let Some(all_off) = all_off {
                 for r in &reference_rows {
-                    if let (RowKind::SwitchAlone(s) | RowKind::AreaKnob(s), Some(Outcome::Projection(p))) = (&r.kind, outcomes.get(&r.id)) {
+                    if let (
+                        RowKind::SwitchAlone(s) | RowKind::AreaKnob(s),
+                        Some(Outcome::Projection(p)),
+                    ) = (&r.kind, outcomes.get(&r.id))
+                    {
                         let name = s.split('=').next().unwrap_or("");
                         if let Some(k) = cat.knob(name) {
-                            touched.entry(k.area.clone()).or_default().extend(invariants::differing_options(p, all_off));
+                            touched
+                                .entry(k.area.clone())
+                                .or_default()
+                                .extend(invariants::differing_options(p, all_off));
                         }
                     }
                 }
             }
-            Some(Reference { baseline: baseline.clone(), touched })
+            Some(Reference {
+                baseline: baseline.clone(),
+                touched,
+            })
         }
         Some(Outcome::Failed { message }) => {
-            return Err(Error::NixEval { context: format!("the `{FIXTURE}` fixture without paranoid (the baseline)"), message: message.clone() });
+            return Err(Error::NixEval {
+                context: format!("the `{FIXTURE}` fixture without paranoid (the baseline)"),
+                message: message.clone(),
+            });
         }
         None => None, // interrupted
     };
@@ -220,14 +272,32 @@ pub fn run(flake: &Flake, cat: &Catalogue, opts: &MatrixOptions, progress: &(dyn
         }
     }
     let mut rest = collected.into_inner().expect("results lock");
-    let order: BTreeMap<&str, usize> = rows.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
+    let order: BTreeMap<&str, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i))
+        .collect();
     results.append(&mut rest);
     results.sort_by_key(|r| order.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
 
-    let mut tallies: BTreeMap<String, InvariantTally> = IDS.iter().map(|id| (id.to_string(), InvariantTally { checked: 0, failed: 0 })).collect();
+    let mut tallies: BTreeMap<String, InvariantTally> = IDS
+        .iter()
+        .map(|id| {
+            (
+                id.to_string(),
+                InvariantTally {
+                    checked: 0,
+                    failed: 0,
+                },
+            )
+        })
+        .collect();
     for r in &results {
         for id in &r.checked {
-            let t = tallies.entry(id.clone()).or_insert(InvariantTally { checked: 0, failed: 0 });
+            let t = tallies.entry(id.clone()).or_insert(InvariantTally {
+                checked: 0,
+                failed: 0,
+            });
             t.checked += 1;
             if r.violations.iter().any(|v| &v.invariant == id) {
                 t.failed += 1;

@@ -19,10 +19,27 @@ impl Mount {
     pub fn from_json(v: &Value) -> Option<Mount> {
         Some(Mount {
             mount_point: v.get("mountPoint")?.as_str()?.to_string(),
-            device: v.get("device").and_then(Value::as_str).unwrap_or("").to_string(),
-            fs_type: v.get("fsType").and_then(Value::as_str).unwrap_or("").to_string(),
-            options: v.get("options")?.as_array()?.iter().filter_map(|o| o.as_str().map(str::to_string)).collect(),
-            origin: v.get("origin").and_then(Value::as_str).unwrap_or("").to_string(),
+            device: v
+                .get("device")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            fs_type: v
+                .get("fsType")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            options: v
+                .get("options")?
+                .as_array()?
+                .iter()
+                .filter_map(|o| o.as_str().map(str::to_string))
+                .collect(),
+            origin: v
+                .get("origin")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
         })
     }
 
@@ -34,7 +51,10 @@ impl Mount {
     pub fn is_plain_bind(&self) -> bool {
         self.is_bind()
             && self.device.starts_with('/')
-            && self.options.iter().all(|o| o == "bind" || o == "rbind" || o == "defaults" || o.starts_with("x-"))
+            && self
+                .options
+                .iter()
+                .all(|o| o == "bind" || o == "rbind" || o == "defaults" || o.starts_with("x-"))
     }
 }
 
@@ -81,7 +101,11 @@ pub fn flags_of_options(options: &[String]) -> Flags {
             "defaults" => f = Flags::default(),
             "user" | "users" => {
                 // mount(8): user implies noexec,nosuid,nodev unless overridden later.
-                f = Flags { noexec: true, nosuid: true, nodev: true };
+                f = Flags {
+                    noexec: true,
+                    nosuid: true,
+                    nodev: true,
+                };
             }
             _ => {}
         }
@@ -113,7 +137,11 @@ pub struct Table {
 impl Table {
     pub fn from_projection(p: &Value) -> Table {
         Table {
-            mounts: p.get("mounts").and_then(Value::as_array).map(|a| a.iter().filter_map(Mount::from_json).collect()).unwrap_or_default(),
+            mounts: p
+                .get("mounts")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Mount::from_json).collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -176,13 +204,25 @@ impl Table {
     /// How the flags at a mount came about, for messages: "/var/log (bind of /nix/persist/var/log,
     /// which lies on /nix: ext4 x-initrd.mount)".
     pub fn explain(&self, m: &Mount) -> String {
-        let mut s = format!("{} ({} {}: {})", m.mount_point, m.origin, m.fs_type, m.options.join(","));
+        let mut s = format!(
+            "{} ({} {}: {})",
+            m.mount_point,
+            m.origin,
+            m.fs_type,
+            m.options.join(",")
+        );
         let mut cur = m;
         let mut depth = 0;
         while cur.is_plain_bind() && depth < 8 {
             match self.mount_of_source(cur) {
                 Some(src) => {
-                    s.push_str(&format!(", a plain bind of {} that inherits {} ({}: {})", cur.device, src.mount_point, src.fs_type, src.options.join(",")));
+                    s.push_str(&format!(
+                        ", a plain bind of {} that inherits {} ({}: {})",
+                        cur.device,
+                        src.mount_point,
+                        src.fs_type,
+                        src.options.join(",")
+                    ));
                     cur = src;
                 }
                 None => break,
@@ -198,7 +238,13 @@ mod tests {
     use super::*;
 
     fn m(point: &str, device: &str, opts: &[&str], origin: &str) -> Mount {
-        Mount { mount_point: point.into(), device: device.into(), fs_type: "x".into(), options: opts.iter().map(|s| s.to_string()).collect(), origin: origin.into() }
+        Mount {
+            mount_point: point.into(),
+            device: device.into(),
+            fs_type: "x".into(),
+            options: opts.iter().map(|s| s.to_string()).collect(),
+            origin: origin.into(),
+        }
     }
 
     #[test]
@@ -214,19 +260,51 @@ mod tests {
     fn plain_binds_inherit_their_source_and_flagged_binds_do_not() {
         let t = Table {
             mounts: vec![
-                m("/", "tmpfs", &["defaults", "noexec", "nosuid", "nodev"], "fileSystems"),
+                m(
+                    "/",
+                    "tmpfs",
+                    &["defaults", "noexec", "nosuid", "nodev"],
+                    "fileSystems",
+                ),
                 m("/nix", "/dev/nix", &["x-initrd.mount"], "fileSystems"),
-                m("/nix/persist", "/nix/persist", &["bind", "noexec", "nosuid", "nodev"], "fileSystems"),
-                m("/var/log", "/nix/persist/var/log", &["bind", "x-gvfs-hide"], "systemd.mounts"),
+                m(
+                    "/nix/persist",
+                    "/nix/persist",
+                    &["bind", "noexec", "nosuid", "nodev"],
+                    "fileSystems",
+                ),
+                m(
+                    "/var/log",
+                    "/nix/persist/var/log",
+                    &["bind", "x-gvfs-hide"],
+                    "systemd.mounts",
+                ),
                 m("/srv", "/nix/srv", &["bind"], "systemd.mounts"),
-                m("/etc/x", "/nix/persist/etc/x", &["bind", "nosuid"], "systemd.mounts"),
+                m(
+                    "/etc/x",
+                    "/nix/persist/etc/x",
+                    &["bind", "nosuid"],
+                    "systemd.mounts",
+                ),
             ],
         };
         assert!(t.flags_at("/var/log/journal").unwrap().0.hardened());
-        assert!(!t.flags_at("/srv").unwrap().0.noexec, "inherits /nix, which is exec");
-        assert_eq!(t.flags_at("/etc/x").unwrap().0, Flags { noexec: false, nosuid: true, nodev: false });
+        assert!(
+            !t.flags_at("/srv").unwrap().0.noexec,
+            "inherits /nix, which is exec"
+        );
+        assert_eq!(
+            t.flags_at("/etc/x").unwrap().0,
+            Flags {
+                noexec: false,
+                nosuid: true,
+                nodev: false
+            }
+        );
         assert!(!t.flags_at("/nix/store").unwrap().0.noexec);
-        assert!(t.explain(t.mount_of("/srv").unwrap()).contains("inherits /nix"));
+        assert!(t
+            .explain(t.mount_of("/srv").unwrap())
+            .contains("inherits /nix"));
     }
 
     #[test]
@@ -235,7 +313,12 @@ mod tests {
             mounts: vec![
                 m("/", "tmpfs", &["noexec", "nosuid", "nodev"], "fileSystems"),
                 m("/nix", "/dev/nix", &["x-initrd.mount"], "fileSystems"),
-                m("/nix/persist", "/nix/persist", &["bind", "x-initrd.mount"], "fileSystems"),
+                m(
+                    "/nix/persist",
+                    "/nix/persist",
+                    &["bind", "x-initrd.mount"],
+                    "fileSystems",
+                ),
             ],
         };
         assert!(!t.flags_at("/nix/persist/var").unwrap().0.noexec);

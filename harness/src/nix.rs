@@ -46,9 +46,9 @@ pub struct Flake {
 impl Flake {
     /// Checks that `dir` is a directory with a `flake.nix` and makes its path absolute.
     pub fn open(dir: &Path) -> Result<Flake> {
-        let root = dir.canonicalize().map_err(|e| {
-            Error::Usage(format!("flake directory {}: {e}", dir.display()))
-        })?;
+        let root = dir
+            .canonicalize()
+            .map_err(|e| Error::Usage(format!("flake directory {}: {e}", dir.display())))?;
         if !root.join("flake.nix").is_file() {
             return Err(Error::Usage(format!(
                 "{} has no flake.nix: point --flake at the root of a paranoid checkout (or a flake that exports lib.harness)",
@@ -143,7 +143,13 @@ pub struct EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { jobs: 2, batch_size: 0, timeout: Duration::from_secs(300), max_memory: None, backend: Backend::Surface }
+        EvalOptions {
+            jobs: 2,
+            batch_size: 0,
+            timeout: Duration::from_secs(300),
+            max_memory: None,
+            backend: Backend::Surface,
+        }
     }
 }
 
@@ -263,7 +269,9 @@ pub fn find_nix() -> Result<PathBuf> {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// How a `nix` process ended.
@@ -273,7 +281,10 @@ pub enum Ended {
     /// Killed by a signal it did not ask for (OOM killer, someone's `kill`).
     Signalled,
     TimedOut(Duration),
-    OverMemory { rss: u64, cap: u64 },
+    OverMemory {
+        rss: u64,
+        cap: u64,
+    },
     Interrupted,
 }
 
@@ -296,7 +307,10 @@ impl NixRun {
         let what = match &self.ended {
             Ended::Exited(c) => format!("nix exited with status {c}"),
             Ended::Signalled => "nix was killed by a signal".to_string(),
-            Ended::TimedOut(t) => format!("nix ran past the {}s timeout and was killed", t.as_secs_f32()),
+            Ended::TimedOut(t) => format!(
+                "nix ran past the {}s timeout and was killed",
+                t.as_secs_f32()
+            ),
             Ended::OverMemory { rss, cap } => format!(
                 "nix used {} MiB, over its {} MiB share of --max-memory, and was killed",
                 rss >> 20,
@@ -335,12 +349,25 @@ pub fn clean_stderr(raw: &str) -> String {
 /// Where nixpkgs may have to be downloaded: give up after one attempt of a few seconds
 /// instead of retrying for minutes (Nix's defaults), so "unreachable" is said promptly.
 pub fn fail_fast_args() -> Vec<String> {
-    ["--option", "connect-timeout", "5", "--option", "download-attempts", "1"].iter().map(|s| s.to_string()).collect()
+    [
+        "--option",
+        "connect-timeout",
+        "5",
+        "--option",
+        "download-attempts",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// The common arguments of every `nix` call.
 pub fn base_args() -> Vec<String> {
-    vec!["--extra-experimental-features".into(), "nix-command flakes".into()]
+    vec![
+        "--extra-experimental-features".into(),
+        "nix-command flakes".into(),
+    ]
 }
 
 /// Runs `nix args...` with a wall-clock limit and an optional resident-memory cap, polling it
@@ -348,7 +375,12 @@ pub fn base_args() -> Vec<String> {
 pub fn run_nix(args: &[String], timeout: Duration, mem_cap: Option<u64>) -> Result<NixRun> {
     let nix = find_nix()?;
     if interrupted() {
-        return Ok(NixRun { ended: Ended::Interrupted, stdout: vec![], stderr: String::new(), elapsed: Duration::ZERO });
+        return Ok(NixRun {
+            ended: Ended::Interrupted,
+            stdout: vec![],
+            stderr: String::new(),
+            elapsed: Duration::ZERO,
+        });
     }
     let started = Instant::now();
     let mut cmd = duct::cmd(&nix, args);
@@ -369,7 +401,10 @@ pub fn run_nix(args: &[String], timeout: Duration, mem_cap: Option<u64>) -> Resu
         .map_err(|e| Error::Other(format!("could not start {}: {e}", nix.display())))?;
     PROCESSES.fetch_add(1, Ordering::SeqCst);
     let handle = Arc::new(handle);
-    children().lock().expect("children lock").push(handle.clone());
+    children()
+        .lock()
+        .expect("children lock")
+        .push(handle.clone());
     let pids = handle.pids();
     let mut forced: Option<Ended> = None;
     // A waiter thread reports the exit at once; this thread only watches the clock, the memory
@@ -387,7 +422,9 @@ pub fn run_nix(args: &[String], timeout: Duration, mem_cap: Option<u64>) -> Resu
             Ok(result) => break result,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                break Err(std::io::Error::other("the waiter thread ended without an answer"))
+                break Err(std::io::Error::other(
+                    "the waiter thread ended without an answer",
+                ))
             }
         }
         if forced.is_none() {
@@ -407,7 +444,10 @@ pub fn run_nix(args: &[String], timeout: Duration, mem_cap: Option<u64>) -> Resu
         }
     };
     let _ = waiter.join();
-    children().lock().expect("children lock").retain(|h| !Arc::ptr_eq(h, &handle));
+    children()
+        .lock()
+        .expect("children lock")
+        .retain(|h| !Arc::ptr_eq(h, &handle));
     let output = output.map_err(|e| Error::Other(format!("waiting for {}: {e}", nix.display())))?;
     match forced {
         Some(Ended::OverMemory { .. }) => OVER_MEMORY.fetch_add(1, Ordering::SeqCst),
@@ -445,7 +485,12 @@ fn rss_bytes(pid: u32) -> Option<u64> {
 /// Turns a failed run that was not about one item into the run-level error it means.
 fn classify_run_failure(run: &NixRun, backend: Backend, context: &str) -> Error {
     if run.fetch_failed() {
-        let first = run.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or("").to_string();
+        let first = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or("")
+            .to_string();
         return match backend {
             Backend::Nixos => Error::Environment(format!(
                 "the nixos backend needs the flake's pinned nixpkgs, which cannot be fetched here ({first}). \
@@ -461,7 +506,10 @@ fn classify_run_failure(run: &NixRun, backend: Backend, context: &str) -> Error 
     if run.ended == Ended::Interrupted {
         return Error::Interrupted(format!("interrupted while evaluating {context}"));
     }
-    Error::NixEval { context: context.to_string(), message: run.failure() }
+    Error::NixEval {
+        context: context.to_string(),
+        message: run.failure(),
+    }
 }
 
 /// `nix eval --json <flake>#<attr>`: a value of the flake, parsed.
@@ -470,11 +518,18 @@ pub fn eval_attr(flake: &Flake, attr: &str, timeout: Duration) -> Result<Value> 
     args.extend(["eval".into(), "--json".into(), flake.attr(attr)]);
     let run = run_nix(&args, timeout, None)?;
     if !run.success() {
-        return Err(classify_run_failure(&run, Backend::Surface, &flake.attr(attr)));
+        return Err(classify_run_failure(
+            &run,
+            Backend::Surface,
+            &flake.attr(attr),
+        ));
     }
     serde_json::from_slice(&run.stdout).map_err(|e| Error::NixEval {
         context: flake.attr(attr),
-        message: format!("nix printed something that is not JSON ({e}): {}", preview(&run.stdout)),
+        message: format!(
+            "nix printed something that is not JSON ({e}): {}",
+            preview(&run.stdout)
+        ),
     })
 }
 
@@ -492,16 +547,26 @@ fn preview(bytes: &[u8]) -> String {
 // Batches.
 
 /// Writes a request file and evaluates it in one `nix eval` process.
-pub fn run_request(flake: &Flake, items: &[Item], catch: bool, opts: &EvalOptions) -> Result<NixRun> {
-    let dir = tempfile::Builder::new().prefix("paranoid-harness-").tempdir().map_err(|e| Error::Other(format!("temporary directory: {e}")))?;
+pub fn run_request(
+    flake: &Flake,
+    items: &[Item],
+    catch: bool,
+    opts: &EvalOptions,
+) -> Result<NixRun> {
+    let dir = tempfile::Builder::new()
+        .prefix("paranoid-harness-")
+        .tempdir()
+        .map_err(|e| Error::Other(format!("temporary directory: {e}")))?;
     let req_path = dir.path().join("request.json");
     let request = json!({
         "backend": opts.backend.name(),
         "catch": catch,
         "items": items.iter().map(Item::to_json).collect::<Vec<_>>(),
     });
-    let mut f = std::fs::File::create(&req_path).map_err(|e| Error::Other(format!("{}: {e}", req_path.display())))?;
-    f.write_all(request.to_string().as_bytes()).map_err(|e| Error::Other(format!("{}: {e}", req_path.display())))?;
+    let mut f = std::fs::File::create(&req_path)
+        .map_err(|e| Error::Other(format!("{}: {e}", req_path.display())))?;
+    f.write_all(request.to_string().as_bytes())
+        .map_err(|e| Error::Other(format!("{}: {e}", req_path.display())))?;
     drop(f);
     let mut args = base_args();
     args.extend([
@@ -510,7 +575,10 @@ pub fn run_request(flake: &Flake, items: &[Item], catch: bool, opts: &EvalOption
         "--impure".into(),
         flake.attr(opts.backend.entry_point()),
         "--apply".into(),
-        format!("f: f (builtins.fromJSON (builtins.readFile {}))", nix_string(&req_path.display().to_string())),
+        format!(
+            "f: f (builtins.fromJSON (builtins.readFile {}))",
+            nix_string(&req_path.display().to_string())
+        ),
     ]);
     if opts.backend == Backend::Nixos {
         // Fail fast instead of retrying downloads for minutes when nixpkgs is unreachable.
@@ -535,15 +603,38 @@ fn nix_string(s: &str) -> String {
 }
 
 /// Parses a batch answer: `[ { id, ok, projection? } ]`, one per requested id.
-fn parse_answer(stdout: &[u8], items: &[Item]) -> std::result::Result<BTreeMap<String, Option<Value>>, String> {
-    let v: Value = serde_json::from_slice(stdout).map_err(|e| format!("nix printed something that is not JSON ({e}): {}", preview(stdout)))?;
-    let arr = v.as_array().ok_or_else(|| format!("nix's answer is not a list: {}", preview(stdout)))?;
+fn parse_answer(
+    stdout: &[u8],
+    items: &[Item],
+) -> std::result::Result<BTreeMap<String, Option<Value>>, String> {
+    let v: Value = serde_json::from_slice(stdout).map_err(|e| {
+        format!(
+            "nix printed something that is not JSON ({e}): {}",
+            preview(stdout)
+        )
+    })?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| format!("nix's answer is not a list: {}", preview(stdout)))?;
     let mut out = BTreeMap::new();
     for entry in arr {
-        let id = entry.get("id").and_then(Value::as_str).ok_or_else(|| format!("an answer entry has no id: {}", preview(entry.to_string().as_bytes())))?;
-        let ok = entry.get("ok").and_then(Value::as_bool).ok_or_else(|| format!("answer for {id} has no ok flag"))?;
+        let id = entry.get("id").and_then(Value::as_str).ok_or_else(|| {
+            format!(
+                "an answer entry has no id: {}",
+                preview(entry.to_string().as_bytes())
+            )
+        })?;
+        let ok = entry
+            .get("ok")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| format!("answer for {id} has no ok flag"))?;
         let projection = if ok {
-            Some(entry.get("projection").cloned().ok_or_else(|| format!("answer for {id} is ok but has no projection"))?)
+            Some(
+                entry
+                    .get("projection")
+                    .cloned()
+                    .ok_or_else(|| format!("answer for {id} is ok but has no projection"))?,
+            )
         } else {
             None
         };
@@ -561,7 +652,10 @@ fn parse_answer(stdout: &[u8], items: &[Item]) -> std::result::Result<BTreeMap<S
 pub fn evaluate_alone(flake: &Flake, item: &Item, opts: &EvalOptions) -> Result<Outcome> {
     let run = run_request(flake, std::slice::from_ref(item), false, opts)?;
     if run.ended == Ended::Interrupted {
-        return Err(Error::Interrupted(format!("interrupted while evaluating {}", item.id)));
+        return Err(Error::Interrupted(format!(
+            "interrupted while evaluating {}",
+            item.id
+        )));
     }
     if run.success() {
         match parse_answer(&run.stdout, std::slice::from_ref(item)) {
@@ -569,7 +663,9 @@ pub fn evaluate_alone(flake: &Flake, item: &Item, opts: &EvalOptions) -> Result<
                 if let Some(Some(p)) = answer.remove(&item.id) {
                     return Ok(Outcome::Projection(p));
                 }
-                return Ok(Outcome::Failed { message: "nix answered ok: false without an error".into() });
+                return Ok(Outcome::Failed {
+                    message: "nix answered ok: false without an error".into(),
+                });
             }
             Err(e) => return Ok(Outcome::Failed { message: e }),
         }
@@ -577,7 +673,9 @@ pub fn evaluate_alone(flake: &Flake, item: &Item, opts: &EvalOptions) -> Result<
     if run.fetch_failed() {
         return Err(classify_run_failure(&run, opts.backend, &item.id));
     }
-    Ok(Outcome::Failed { message: run.failure() })
+    Ok(Outcome::Failed {
+        message: run.failure(),
+    })
 }
 
 /// Evaluates `items` in batches over `opts.jobs` processes. `on_done` is called as each item
@@ -590,7 +688,11 @@ pub fn evaluate(
     opts: &EvalOptions,
     on_done: &(dyn Fn(&str, &Outcome) + Sync),
 ) -> Result<Vec<(String, Outcome)>> {
-    let order: BTreeMap<String, usize> = items.iter().enumerate().map(|(i, it)| (it.id.clone(), i)).collect();
+    let order: BTreeMap<String, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.id.clone(), i))
+        .collect();
     let mut all = evaluate_inner(flake, items, opts, on_done, true)?;
     all.sort_by_key(|(id, _)| order[id]);
     Ok(all)
@@ -642,8 +744,13 @@ fn evaluate_inner(
         .thread_name(|i| format!("nix-{i}"))
         .build()
         .map_err(|e| Error::Other(format!("thread pool: {e}")))?;
-    let results: Vec<Result<Vec<(String, Outcome)>>> =
-        pool.install(|| batches.into_par_iter().with_max_len(1).map(|b| evaluate_batch(flake, b, opts, on_done, keep)).collect());
+    let results: Vec<Result<Vec<(String, Outcome)>>> = pool.install(|| {
+        batches
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|b| evaluate_batch(flake, b, opts, on_done, keep))
+            .collect()
+    });
     let mut all = Vec::new();
     let mut first_err = None;
     for r in results {
@@ -697,7 +804,11 @@ fn evaluate_batch(
                 return Ok(vec![]);
             }
             if run.fetch_failed() {
-                return Err(classify_run_failure(&run, opts.backend, &format!("a batch of {} items", batch.len())));
+                return Err(classify_run_failure(
+                    &run,
+                    opts.backend,
+                    &format!("a batch of {} items", batch.len()),
+                ));
             }
             BATCHES_DIED.fetch_add(1, Ordering::SeqCst);
             batch_note = Some(match other {
@@ -715,9 +826,15 @@ fn evaluate_batch(
         }
         RERUN_ALONE.fetch_add(1, Ordering::SeqCst);
         let o = match evaluate_alone(flake, item, opts) {
-            Ok(Outcome::Failed { message }) if batch.len() > 1 && batch_note.is_some() => Outcome::Failed {
-                message: format!("{message}\n(its batch of {} items had died: {})", batch.len(), first_line(batch_note.as_deref().unwrap_or(""))),
-            },
+            Ok(Outcome::Failed { message }) if batch.len() > 1 && batch_note.is_some() => {
+                Outcome::Failed {
+                    message: format!(
+                        "{message}\n(its batch of {} items had died: {})",
+                        batch.len(),
+                        first_line(batch_note.as_deref().unwrap_or(""))
+                    ),
+                }
+            }
             Ok(o) => o,
             Err(Error::Interrupted(_)) => break,
             Err(e) => return Err(e),
@@ -735,20 +852,26 @@ fn first_line(s: &str) -> &str {
 /// the nixos backend says so up front (exit 7) instead of hanging on downloads.
 pub fn probe_nixpkgs(flake: &Flake) -> Result<()> {
     let mut args = base_args();
-    args.extend([
-        "eval".into(),
-        "--impure".into(),
-    ]);
+    args.extend(["eval".into(), "--impure".into()]);
     args.extend(fail_fast_args());
     args.extend([
         "--expr".into(),
-        format!("(builtins.getFlake {}).inputs.nixpkgs.outPath", nix_string(&flake.root.display().to_string())),
+        format!(
+            "(builtins.getFlake {}).inputs.nixpkgs.outPath",
+            nix_string(&flake.root.display().to_string())
+        ),
     ]);
     let run = run_nix(&args, Duration::from_secs(120), None)?;
     if run.success() {
         return Ok(());
     }
-    let first = run.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or("").trim().to_string();
+    let first = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
     Err(Error::Environment(format!(
         "the nixos backend needs the flake's pinned nixpkgs, which is not available here ({}). \
          Use `--backend surface` (offline), or run where nixpkgs can be fetched or is already in the Nix store.",
@@ -771,7 +894,10 @@ mod tests {
 
     #[test]
     fn default_batch_size_keeps_every_job_busy() {
-        let o = EvalOptions { jobs: 2, ..Default::default() };
+        let o = EvalOptions {
+            jobs: 2,
+            ..Default::default()
+        };
         assert_eq!(o.effective_batch_size(100), 50);
         assert_eq!(o.effective_batch_size(1), 1);
         assert_eq!(o.effective_batch_size(10_000), 128);
@@ -781,12 +907,25 @@ mod tests {
 
     #[test]
     fn answers_missing_an_item_are_rejected() {
-        let items = vec![Item { id: "a".into(), ..Default::default() }, Item { id: "b".into(), ..Default::default() }];
+        let items = vec![
+            Item {
+                id: "a".into(),
+                ..Default::default()
+            },
+            Item {
+                id: "b".into(),
+                ..Default::default()
+            },
+        ];
         let r = parse_answer(br#"[{"id":"a","ok":true,"projection":{}}]"#, &items);
         assert!(r.unwrap_err().contains("lacks item b"));
         let r = parse_answer(b"hello", &items);
         assert!(r.unwrap_err().contains("not JSON"));
-        let ok = parse_answer(br#"[{"id":"a","ok":true,"projection":{}},{"id":"b","ok":false}]"#, &items).unwrap();
+        let ok = parse_answer(
+            br#"[{"id":"a","ok":true,"projection":{}},{"id":"b","ok":false}]"#,
+            &items,
+        )
+        .unwrap();
         assert!(ok["b"].is_none());
     }
 

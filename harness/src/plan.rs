@@ -31,7 +31,8 @@ impl Strategy {
             "pairwise" => Strategy::Pairwise,
             "one-at-a-time" => Strategy::OneAtATime,
             "random" => Strategy::Random {
-                samples: samples.ok_or_else(|| Error::Usage("--strategy random needs --samples N".into()))?,
+                samples: samples
+                    .ok_or_else(|| Error::Usage("--strategy random needs --samples N".into()))?,
                 seed: seed.unwrap_or(0),
             },
             other => {
@@ -152,7 +153,10 @@ pub fn covering_array(params: &[Param]) -> Vec<Vec<Option<usize>>> {
         for row in rows.iter_mut() {
             let mut best = (0usize, 0usize);
             for vi in 0..sizes[pi] {
-                let gain = earlier.iter().filter(|&&pj| row[pj].is_some_and(|vj| uncovered.contains(&(pj, vj, vi)))).count();
+                let gain = earlier
+                    .iter()
+                    .filter(|&&pj| row[pj].is_some_and(|vj| uncovered.contains(&(pj, vj, vi))))
+                    .count();
                 if gain > best.1 || (vi == 0 && best.1 == 0) {
                     best = (vi, gain);
                 }
@@ -194,7 +198,10 @@ pub fn covering_array(params: &[Param]) -> Vec<Vec<Option<usize>>> {
 
 /// Every value pair of every two parameters that no row shows: (knob, value, knob, value).
 /// Rows are knob maps; a knob missing from a row covers nothing.
-pub fn uncovered_pairs(params: &[Param], rows: &[BTreeMap<String, Value>]) -> Vec<(String, Value, String, Value)> {
+pub fn uncovered_pairs(
+    params: &[Param],
+    rows: &[BTreeMap<String, Value>],
+) -> Vec<(String, Value, String, Value)> {
     let mut missing = Vec::new();
     for (i, (a, va)) in params.iter().enumerate() {
         for (b, vb) in &params[i + 1..] {
@@ -237,9 +244,17 @@ fn resting_value(k: &Knob) -> Value {
 /// switches on, that value set (a knob only shows its effect with its area on).
 fn area_knob_rows(cat: &Catalogue) -> Vec<(String, Value, BTreeMap<String, Value>)> {
     let mut out = vec![];
-    for k in cat.knobs.iter().filter(|k| matches!(k.kind, Kind::Knob | Kind::Parameter)) {
+    for k in cat
+        .knobs
+        .iter()
+        .filter(|k| matches!(k.kind, Kind::Knob | Kind::Parameter))
+    {
         for v in k.values.iter().filter(|v| **v != k.default) {
-            let mut extra: BTreeMap<String, Value> = cat.switches().filter(|s| s.area == k.area).filter_map(|s| Some((s.name.clone(), s.on_value()?))).collect();
+            let mut extra: BTreeMap<String, Value> = cat
+                .switches()
+                .filter(|s| s.area == k.area)
+                .filter_map(|s| Some((s.name.clone(), s.on_value()?)))
+                .collect();
             if extra.is_empty() {
                 continue;
             }
@@ -252,13 +267,19 @@ fn area_knob_rows(cat: &Catalogue) -> Vec<(String, Value, BTreeMap<String, Value
 
 /// Every switch at its off value: the base every row starts from.
 pub fn all_off(cat: &Catalogue) -> BTreeMap<String, Value> {
-    cat.switches().filter_map(|k| Some((k.name.clone(), k.off.clone()?))).collect()
+    cat.switches()
+        .filter_map(|k| Some((k.name.clone(), k.off.clone()?)))
+        .collect()
 }
 
 /// Builds the plan. `pins` (from `--set`) hold in the strategy's rows, all-on and the profile
 /// rows; the constraint rows (all off, then `set`) and the reference rows (all-off, alone,
 /// area-knob) stay unpinned.
-pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>) -> Result<Vec<Row>> {
+pub fn plan(
+    cat: &Catalogue,
+    strategy: &Strategy,
+    pins: &BTreeMap<String, Value>,
+) -> Result<Vec<Row>> {
     for name in pins.keys() {
         if cat.knob(name).is_none() {
             return Err(Error::Usage(format!("unknown knob `{name}`")));
@@ -280,7 +301,13 @@ pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>
     };
     let mut rows: Vec<Row> = Vec::new();
     let mut push = |kind: RowKind, knobs: BTreeMap<String, Value>| {
-        rows.push(Row { id: String::new(), kind, knobs, constraint: None, without_impermanence: false });
+        rows.push(Row {
+            id: String::new(),
+            kind,
+            knobs,
+            constraint: None,
+            without_impermanence: false,
+        });
     };
 
     push(RowKind::AllOff, unpinned(&BTreeMap::new()));
@@ -295,11 +322,17 @@ pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>
     push(RowKind::AllOn, with(&on));
     for k in cat.switches() {
         for v in k.values.iter().filter(|v| Some(*v) != k.off.as_ref()) {
-            push(RowKind::SwitchAlone(format!("{}={}", k.name, plain(v))), unpinned(&BTreeMap::from([(k.name.clone(), v.clone())])));
+            push(
+                RowKind::SwitchAlone(format!("{}={}", k.name, plain(v))),
+                unpinned(&BTreeMap::from([(k.name.clone(), v.clone())])),
+            );
         }
     }
     for (name, v, extra) in area_knob_rows(cat) {
-        push(RowKind::AreaKnob(format!("{name}={}", plain(&v))), unpinned(&extra));
+        push(
+            RowKind::AreaKnob(format!("{name}={}", plain(&v))),
+            unpinned(&extra),
+        );
     }
     if cat.knob("enable").is_some() && cat.knob("profile").is_some() {
         for p in cat.profiles.keys() {
@@ -313,12 +346,24 @@ pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>
 
     match strategy {
         Strategy::Exhaustive => {
-            let dims: Vec<&Knob> = cat.knobs.iter().filter(|k| is_exhaustive_knob(k) && !pins.contains_key(&k.name)).collect();
+            let dims: Vec<&Knob> = cat
+                .knobs
+                .iter()
+                .filter(|k| is_exhaustive_knob(k) && !pins.contains_key(&k.name))
+                .collect();
             if dims.len() > 24 {
-                return Err(Error::Usage(format!("exhaustive over {} booleans is 2^{} rows: pin some with --set or use pairwise", dims.len(), dims.len())));
+                return Err(Error::Usage(format!(
+                    "exhaustive over {} booleans is 2^{} rows: pin some with --set or use pairwise",
+                    dims.len(),
+                    dims.len()
+                )));
             }
             for bits in 0u64..(1u64 << dims.len()) {
-                let extra = dims.iter().enumerate().map(|(i, k)| (k.name.clone(), json!(bits >> i & 1 == 1))).collect();
+                let extra = dims
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (k.name.clone(), json!(bits >> i & 1 == 1)))
+                    .collect();
                 push(RowKind::Generated, with(&extra));
             }
         }
@@ -330,7 +375,11 @@ pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>
                     .zip(r)
                     .map(|((name, values), cell)| {
                         let k = cat.knob(name).expect("param from catalogue");
-                        (name.clone(), cell.map(|i| values[i].clone()).unwrap_or_else(|| resting_value(k)))
+                        (
+                            name.clone(),
+                            cell.map(|i| values[i].clone())
+                                .unwrap_or_else(|| resting_value(k)),
+                        )
                     })
                     .collect();
                 push(RowKind::Generated, with(&extra));
@@ -371,7 +420,11 @@ pub fn plan(cat: &Catalogue, strategy: &Strategy, pins: &BTreeMap<String, Value>
     let mut out = Vec::new();
     let mut n = 0usize;
     for mut row in rows {
-        let key = format!("{}|{:?}", serde_json::to_string(&row.knobs).unwrap_or_default(), row.constraint);
+        let key = format!(
+            "{}|{:?}",
+            serde_json::to_string(&row.knobs).unwrap_or_default(),
+            row.constraint
+        );
         if row.kind == RowKind::Generated && seen.contains(&key) {
             continue;
         }
@@ -411,7 +464,10 @@ mod tests {
         (0..n)
             .map(|i| {
                 let m = 2 + rng.below(4);
-                (format!("k{i}"), (0..m).map(|v| json!(format!("v{v}"))).collect())
+                (
+                    format!("k{i}"),
+                    (0..m).map(|v| json!(format!("v{v}"))).collect(),
+                )
             })
             .collect()
     }
@@ -435,24 +491,40 @@ mod tests {
             let params = random_params(&mut rng);
             let rows = covering_array(&params);
             let missing = uncovered_pairs(&params, &materialise(&params, &rows));
-            assert!(missing.is_empty(), "seed {seed}: {} pairs uncovered, e.g. {:?}", missing.len(), missing.first());
+            assert!(
+                missing.is_empty(),
+                "seed {seed}: {} pairs uncovered, e.g. {:?}",
+                missing.len(),
+                missing.first()
+            );
             // Far smaller than exhaustive, and at least the product of the two widest.
             let mut sizes: Vec<usize> = params.iter().map(|p| p.1.len()).collect();
             sizes.sort_unstable_by(|a, b| b.cmp(a));
             assert!(rows.len() >= sizes[0] * sizes[1]);
-            assert!(rows.len() <= 3 * sizes[0] * sizes[1] + 10, "seed {seed}: {} rows for {sizes:?}", rows.len());
+            assert!(
+                rows.len() <= 3 * sizes[0] * sizes[1] + 10,
+                "seed {seed}: {} rows for {sizes:?}",
+                rows.len()
+            );
         }
     }
 
     #[test]
     fn the_coverage_checker_notices_a_missing_pair() {
-        let params: Vec<Param> = vec![("a".into(), vec![json!(0), json!(1)]), ("b".into(), vec![json!(0), json!(1)])];
+        let params: Vec<Param> = vec![
+            ("a".into(), vec![json!(0), json!(1)]),
+            ("b".into(), vec![json!(0), json!(1)]),
+        ];
         let full = materialise(&params, &covering_array(&params));
         assert!(uncovered_pairs(&params, &full).is_empty());
         for drop in 0..full.len() {
             let mut fewer = full.clone();
             fewer.remove(drop);
-            assert_eq!(uncovered_pairs(&params, &fewer).len(), 1, "dropping row {drop}");
+            assert_eq!(
+                uncovered_pairs(&params, &fewer).len(),
+                1,
+                "dropping row {drop}"
+            );
         }
         // A row that does not mention a knob covers none of its pairs.
         let partial = vec![BTreeMap::from([("a".to_string(), json!(0))])];
@@ -463,11 +535,22 @@ mod tests {
     fn pairwise_plans_cover_every_non_meta_knob_and_value() {
         let cat = small();
         let rows = plan(&cat, &Strategy::Pairwise, &BTreeMap::new()).unwrap();
-        let generated: Vec<_> = rows.iter().filter(|r| r.kind == RowKind::Generated).map(|r| r.knobs.clone()).collect();
+        let generated: Vec<_> = rows
+            .iter()
+            .filter(|r| r.kind == RowKind::Generated)
+            .map(|r| r.knobs.clone())
+            .collect();
         let params = pairwise_params(&cat, &BTreeMap::new());
         assert_eq!(params.len(), 4);
         assert!(uncovered_pairs(&params, &generated).is_empty());
-        for id in ["all-off", "all-on", "alone:ssh.enable=true", "alone:sudo.mode=removed", "alone:sudo.mode=wheel-only", "constraint:c1"] {
+        for id in [
+            "all-off",
+            "all-on",
+            "alone:ssh.enable=true",
+            "alone:sudo.mode=removed",
+            "alone:sudo.mode=wheel-only",
+            "constraint:c1",
+        ] {
             assert!(rows.iter().any(|r| r.id == id), "missing {id}");
         }
         let all_off = rows.iter().find(|r| r.id == "all-off").unwrap();
@@ -479,7 +562,10 @@ mod tests {
     fn exhaustive_enumerates_the_boolean_switches_and_knobs() {
         let cat = small();
         let rows = plan(&cat, &Strategy::Exhaustive, &BTreeMap::new()).unwrap();
-        let generated: Vec<_> = rows.iter().filter(|r| r.kind == RowKind::Generated).collect();
+        let generated: Vec<_> = rows
+            .iter()
+            .filter(|r| r.kind == RowKind::Generated)
+            .collect();
         // ssh.enable x ssh.allowSFTP: generated rows equal to a fixed row (here the area-knob
         // row ssh.enable=true ssh.allowSFTP=false) are not repeated.
         let combos: BTreeSet<String> = rows
@@ -489,26 +575,46 @@ mod tests {
             .collect();
         assert_eq!(combos.len(), 4);
         assert_eq!(generated.len(), 3);
-        assert!(generated.iter().all(|r| r.knobs["sudo.mode"] == json!("upstream")));
+        assert!(generated
+            .iter()
+            .all(|r| r.knobs["sudo.mode"] == json!("upstream")));
     }
 
     #[test]
     fn pins_hold_in_the_strategy_rows_only() {
         let cat = small();
         let pins = BTreeMap::from([("sudo.mode".to_string(), json!("wheel-only"))]);
-        let rows = plan(&cat, &Strategy::Random { samples: 20, seed: 3 }, &pins).unwrap();
+        let rows = plan(
+            &cat,
+            &Strategy::Random {
+                samples: 20,
+                seed: 3,
+            },
+            &pins,
+        )
+        .unwrap();
         for r in &rows {
             let want = match r.kind {
                 RowKind::Constraint(_) => json!("removed"), // c1's set
                 RowKind::AllOff => json!("upstream"),
-                RowKind::SwitchAlone(ref s) if s.starts_with("sudo.mode=") => r.knobs["sudo.mode"].clone(),
+                RowKind::SwitchAlone(ref s) if s.starts_with("sudo.mode=") => {
+                    r.knobs["sudo.mode"].clone()
+                }
                 RowKind::SwitchAlone(_) | RowKind::AreaKnob(_) => json!("upstream"),
                 _ => json!("wheel-only"),
             };
             assert_eq!(r.knobs["sudo.mode"], want, "{}", r.id);
         }
         assert!(rows.iter().filter(|r| r.kind == RowKind::Generated).count() >= 4);
-        let a = plan(&cat, &Strategy::Random { samples: 20, seed: 3 }, &pins).unwrap();
+        let a = plan(
+            &cat,
+            &Strategy::Random {
+                samples: 20,
+                seed: 3,
+            },
+            &pins,
+        )
+        .unwrap();
         assert_eq!(a, rows, "same seed, same plan");
     }
 }

@@ -17,12 +17,19 @@ pub fn head(s: &str, n: usize) -> String {
     if lines.len() <= n {
         lines.join("\n")
     } else {
-        format!("{}\n… ({} more lines)", lines[..n].join("\n"), lines.len() - n)
+        format!(
+            "{}\n… ({} more lines)",
+            lines[..n].join("\n"),
+            lines.len() - n
+        )
     }
 }
 
 fn indent(s: &str, by: &str) -> String {
-    s.lines().map(|l| format!("{by}{l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("{by}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn matrix_human(r: &MatrixResult) -> String {
@@ -49,7 +56,13 @@ pub fn matrix_human(r: &MatrixResult) -> String {
         let _ = writeln!(o, "\nviolations ({} rows):", failing.len());
         for row in failing {
             for v in &row.violations {
-                let _ = writeln!(o, "  {} {}: {}", row.id, v.invariant, head(&v.message, 4).replace('\n', "\n      "));
+                let _ = writeln!(
+                    o,
+                    "  {} {}: {}",
+                    row.id,
+                    v.invariant,
+                    head(&v.message, 4).replace('\n', "\n      ")
+                );
                 let _ = writeln!(o, "    fix: {}", v.fix);
             }
         }
@@ -59,22 +72,39 @@ pub fn matrix_human(r: &MatrixResult) -> String {
         let _ = writeln!(o, "\nevaluation errors ({} rows):", errors.len());
         for row in errors {
             let _ = writeln!(o, "  {} ({}):", row.id, knob_summary(row));
-            let _ = writeln!(o, "{}", indent(&head(row.error.as_deref().unwrap_or(""), 6), "    "));
+            let _ = writeln!(
+                o,
+                "{}",
+                indent(&head(row.error.as_deref().unwrap_or(""), 6), "    ")
+            );
         }
     }
     let _ = writeln!(o);
     if r.interrupted {
-        let _ = writeln!(o, "INTERRUPTED: {} of {} rows finished; the counts above cover those only.", r.evaluated, r.planned);
+        let _ = writeln!(
+            o,
+            "INTERRUPTED: {} of {} rows finished; the counts above cover those only.",
+            r.evaluated, r.planned
+        );
     } else if r.ok() {
         let _ = writeln!(o, "result: ok, 0 unexpected failures in {} rows", r.planned);
     } else {
-        let _ = writeln!(o, "result: FAILED, {} of {} rows with unexpected failures", r.failures(), r.planned);
+        let _ = writeln!(
+            o,
+            "result: FAILED, {} of {} rows with unexpected failures",
+            r.failures(),
+            r.planned
+        );
     }
     o
 }
 
 fn knob_summary(row: &crate::matrix::RowResult) -> String {
-    let mut parts: Vec<String> = row.knobs.iter().map(|(k, v)| format!("{k}={}", crate::plan::plain(v))).collect();
+    let mut parts: Vec<String> = row
+        .knobs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", crate::plan::plain(v)))
+        .collect();
     if parts.len() > 12 {
         parts.truncate(12);
         parts.push("…".into());
@@ -105,9 +135,19 @@ pub fn matrix_junit(r: &MatrixResult) -> String {
             s
         } else if let Some(first) = row.violations.first() {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(format!("{} invariant(s) violated, first {}", row.violations.len(), first.invariant));
+            s.set_message(format!(
+                "{} invariant(s) violated, first {}",
+                row.violations.len(),
+                first.invariant
+            ));
             s.set_type(first.invariant.clone());
-            s.set_description(row.violations.iter().map(|v| format!("{}: {}\nfix: {}", v.invariant, v.message, v.fix)).collect::<Vec<_>>().join("\n\n"));
+            s.set_description(
+                row.violations
+                    .iter()
+                    .map(|v| format!("{}: {}\nfix: {}", v.invariant, v.message, v.fix))
+                    .collect::<Vec<_>>()
+                    .join("\n\n"),
+            );
             s
         } else {
             TestCaseStatus::success()
@@ -125,15 +165,33 @@ pub fn check_human(r: &CheckResult) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "paranoid-harness check: {} (expected posture: host knobs, `{}` profile where an area is off)", r.target, r.profile);
     if !r.profile_areas.is_empty() {
-        let _ = writeln!(o, "areas the host leaves off but the profile expects: {}", r.profile_areas.join(", "));
+        let _ = writeln!(
+            o,
+            "areas the host leaves off but the profile expects: {}",
+            r.profile_areas.join(", ")
+        );
     }
     if r.violations.is_empty() {
-        let _ = writeln!(o, "clean: {} invariants checked, 0 violations", r.checked.len());
+        let _ = writeln!(
+            o,
+            "clean: {} invariants checked, 0 violations",
+            r.checked.len()
+        );
         return o;
     }
-    let _ = writeln!(o, "{} violation(s) of {} invariants checked:\n", r.violations.len(), r.checked.len());
+    let _ = writeln!(
+        o,
+        "{} violation(s) of {} invariants checked:\n",
+        r.violations.len(),
+        r.checked.len()
+    );
     for v in &r.violations {
-        let _ = writeln!(o, "- [{}] {}", v.invariant, head(&v.message, 6).replace('\n', "\n    "));
+        let _ = writeln!(
+            o,
+            "- [{}] {}",
+            v.invariant,
+            head(&v.message, 6).replace('\n', "\n    ")
+        );
         let _ = writeln!(o, "  fix: {}", v.fix);
     }
     o
@@ -149,13 +207,22 @@ pub fn check_json(r: &CheckResult) -> Value {
 pub fn eval_human(p: &Value, cat: Option<&crate::catalogue::Catalogue>) -> String {
     let mut o = String::new();
     let knobs = crate::invariants::Proj(p).knobs();
-    let get = |k: &str| knobs.get(k).map(crate::plan::plain).unwrap_or_else(|| "-".into());
+    let get = |k: &str| {
+        knobs
+            .get(k)
+            .map(crate::plan::plain)
+            .unwrap_or_else(|| "-".into())
+    };
     let _ = writeln!(
         o,
         "host {} ({} backend), paranoid {}, profile {}",
         p.get("host").and_then(Value::as_str).unwrap_or("?"),
         p.get("backend").and_then(Value::as_str).unwrap_or("?"),
-        if p.get("paranoidImported").and_then(Value::as_bool) == Some(true) { format!("imported, enable = {}", get("enable")) } else { "not imported".into() },
+        if p.get("paranoidImported").and_then(Value::as_bool) == Some(true) {
+            format!("imported, enable = {}", get("enable"))
+        } else {
+            "not imported".into()
+        },
         get("profile"),
     );
     let on: Vec<String> = match cat {
@@ -164,18 +231,55 @@ pub fn eval_human(p: &Value, cat: Option<&crate::catalogue::Catalogue>) -> Strin
             .switches()
             .filter_map(|k| {
                 let v = knobs.get(&k.name)?;
-                (Some(v) != k.off.as_ref()).then(|| if v.is_boolean() { k.name.clone() } else { format!("{}={}", k.name, crate::plan::plain(v)) })
+                (Some(v) != k.off.as_ref()).then(|| {
+                    if v.is_boolean() {
+                        k.name.clone()
+                    } else {
+                        format!("{}={}", k.name, crate::plan::plain(v))
+                    }
+                })
             })
             .collect(),
-        None => knobs.iter().filter(|(k, v)| k.ends_with(".enable") && **v == Value::Bool(true) && *k != "enable").map(|(k, _)| k.clone()).collect(),
+        None => knobs
+            .iter()
+            .filter(|(k, v)| k.ends_with(".enable") && **v == Value::Bool(true) && *k != "enable")
+            .map(|(k, _)| k.clone())
+            .collect(),
     };
-    let _ = writeln!(o, "switches on: {}", if on.is_empty() { "none".into() } else { on.join(", ") });
+    let _ = writeln!(
+        o,
+        "switches on: {}",
+        if on.is_empty() {
+            "none".into()
+        } else {
+            on.join(", ")
+        }
+    );
     match p.pointer("/rendered/sshd_config").and_then(Value::as_str) {
         Some(text) => {
             let c = SshdConfig::parse(text);
-            let keys = ["PasswordAuthentication", "KbdInteractiveAuthentication", "AuthenticationMethods", "PermitRootLogin", "AllowTcpForwarding", "AllowUsers"];
-            let vals: Vec<String> = keys.iter().map(|k| format!("{k} {}", c.get(k).unwrap_or_else(|| "-".into()))).collect();
-            let _ = writeln!(o, "sshd: {}; sftp {}", vals.join(", "), if c.subsystems.contains_key("sftp") { "on" } else { "off" });
+            let keys = [
+                "PasswordAuthentication",
+                "KbdInteractiveAuthentication",
+                "AuthenticationMethods",
+                "PermitRootLogin",
+                "AllowTcpForwarding",
+                "AllowUsers",
+            ];
+            let vals: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k} {}", c.get(k).unwrap_or_else(|| "-".into())))
+                .collect();
+            let _ = writeln!(
+                o,
+                "sshd: {}; sftp {}",
+                vals.join(", "),
+                if c.subsystems.contains_key("sftp") {
+                    "on"
+                } else {
+                    "off"
+                }
+            );
         }
         None => {
             let _ = writeln!(o, "sshd: not enabled");
@@ -183,12 +287,41 @@ pub fn eval_human(p: &Value, cat: Option<&crate::catalogue::Catalogue>) -> Strin
     }
     let table = Table::from_projection(p);
     let _ = writeln!(o, "mounts (effective noexec/nosuid/nodev):");
-    for m in table.mounts.iter().filter(|m| m.origin != "special" || m.mount_point == "/dev/shm") {
+    for m in table
+        .mounts
+        .iter()
+        .filter(|m| m.origin != "special" || m.mount_point == "/dev/shm")
+    {
         let f = table.flags(m);
-        let flag = |b: bool, s: &str| if b { s.to_string() } else { "-".repeat(s.len()) };
-        let _ = writeln!(o, "  {:<22} {:<7} {} {} {}  ({})", m.mount_point, m.fs_type, flag(f.noexec, "noexec"), flag(f.nosuid, "nosuid"), flag(f.nodev, "nodev"), m.origin);
+        let flag = |b: bool, s: &str| {
+            if b {
+                s.to_string()
+            } else {
+                "-".repeat(s.len())
+            }
+        };
+        let _ = writeln!(
+            o,
+            "  {:<22} {:<7} {} {} {}  ({})",
+            m.mount_point,
+            m.fs_type,
+            flag(f.noexec, "noexec"),
+            flag(f.nosuid, "nosuid"),
+            flag(f.nodev, "nodev"),
+            m.origin
+        );
     }
-    let list = |key: &str| p.get(key).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>()).unwrap_or_default();
+    let list = |key: &str| {
+        p.get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
     let (assertions, warnings) = (list("assertions"), list("warnings"));
     let _ = writeln!(o, "failed assertions: {}", assertions.len());
     for a in &assertions {

@@ -20,12 +20,24 @@ fn flake() -> Flake {
 }
 
 fn opts() -> EvalOptions {
-    EvalOptions { jobs: 2, timeout: Duration::from_secs(300), ..Default::default() }
+    EvalOptions {
+        jobs: 2,
+        timeout: Duration::from_secs(300),
+        ..Default::default()
+    }
 }
 
 fn eval_host(host: &str) -> Value {
-    let out = harness().args(["eval", "--host", host, "--format", "json"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "eval --host {host}: {}", common::stderr(&out));
+    let out = harness()
+        .args(["eval", "--host", host, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "eval --host {host}: {}",
+        common::stderr(&out)
+    );
     json(&out.stdout)
 }
 
@@ -52,14 +64,21 @@ fn bastion_has_the_maximum_posture() {
     assert_eq!(sshd.get("AllowTcpForwarding").as_deref(), Some("no"));
     assert_eq!(p["options"]["services.openssh.allowSFTP"], json!(false));
     assert!(!sshd.subsystems.contains_key("sftp"));
-    assert_eq!(p["options"]["nix.settings"]["allowed-users"], json!(["root"]));
+    assert_eq!(
+        p["options"]["nix.settings"]["allowed-users"],
+        json!(["root"])
+    );
     assert_eq!(p["options"]["security.sudo.enable"], json!(false));
     assert_eq!(p["options"]["environment.defaultPackages"], json!([]));
     assert_eq!(p["assertions"], json!([]));
     // Every mount but the store's is effectively noexec (fileSystems, and /dev/shm).
     let t = Table::from_projection(&p);
     let mut seen = 0;
-    for m in t.mounts.iter().filter(|m| m.origin == "fileSystems" || m.mount_point == "/dev/shm") {
+    for m in t
+        .mounts
+        .iter()
+        .filter(|m| m.origin == "fileSystems" || m.mount_point == "/dev/shm")
+    {
         let f = t.flags(m);
         if m.mount_point.starts_with("/nix") {
             assert!(!f.noexec, "{} must stay executable", m.mount_point);
@@ -83,13 +102,19 @@ fn meeka_evaluates_clean() {
 fn sshd_config_of_the_reference_hosts() {
     for host in ["meeka", "bastion"] {
         let p = eval_host(host);
-        insta::assert_snapshot!(format!("sshd_config_{host}"), p["rendered"]["sshd_config"].as_str().unwrap());
+        insta::assert_snapshot!(
+            format!("sshd_config_{host}"),
+            p["rendered"]["sshd_config"].as_str().unwrap()
+        );
     }
 }
 
 #[test]
 fn human_eval_summary_of_bastion() {
-    let out = harness().args(["eval", "--host", "bastion"]).output().unwrap();
+    let out = harness()
+        .args(["eval", "--host", "bastion"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     insta::assert_snapshot!("eval_human_bastion", String::from_utf8_lossy(&out.stdout));
 }
@@ -111,19 +136,56 @@ fn extra_config_cannot_weaken_what_settings_say() {
                PermitTunnel yes
              ''; }"#,
     );
-    let out = harness().args(["eval", "--format", "json", "--module"]).arg(&m).output().unwrap();
+    let out = harness()
+        .args(["eval", "--format", "json", "--module"])
+        .arg(&m)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     let p = json(&out.stdout);
     let text = p["rendered"]["sshd_config"].as_str().unwrap();
-    assert!(text.contains("PasswordAuthentication yes"), "the user's line is in the file");
+    assert!(
+        text.contains("PasswordAuthentication yes"),
+        "the user's line is in the file"
+    );
     let sshd = SshdConfig::parse(text);
-    for (k, want) in [("PasswordAuthentication", "no"), ("KbdInteractiveAuthentication", "no"), ("AllowTcpForwarding", "no"), ("X11Forwarding", "no"), ("PermitTunnel", "no")] {
-        assert_eq!(sshd.get(k).as_deref(), Some(want), "{k}: settings come first and win");
-        assert_eq!(sshd.shadowed(k).len(), 1, "{k}: the extraConfig line is shadowed");
+    for (k, want) in [
+        ("PasswordAuthentication", "no"),
+        ("KbdInteractiveAuthentication", "no"),
+        ("AllowTcpForwarding", "no"),
+        ("X11Forwarding", "no"),
+        ("PermitTunnel", "no"),
+    ] {
+        assert_eq!(
+            sshd.get(k).as_deref(),
+            Some(want),
+            "{k}: settings come first and win"
+        );
+        assert_eq!(
+            sshd.shadowed(k).len(),
+            1,
+            "{k}: the extraConfig line is shadowed"
+        );
     }
-    let out = harness().args(["check", "--format", "json", "--profile", "maximum", "--module"]).arg(&m).output().unwrap();
+    let out = harness()
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--profile",
+            "maximum",
+            "--module",
+        ])
+        .arg(&m)
+        .output()
+        .unwrap();
     let r = json(&out.stdout);
-    assert_eq!(r["violations"], json!([]), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        r["violations"],
+        json!([]),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(out.status.code(), Some(0));
 }
 
@@ -142,17 +204,39 @@ fn importing_everything_with_nothing_enabled_changes_nothing() {
              users.users.admin = { isNormalUser = true; extraGroups = [ "wheel" ]; openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAA admin" ]; }; }"#,
     );
     let ps = projections(vec![
-        Item { id: "imported".into(), modules: vec![host.clone()], ..Default::default() },
-        Item { id: "without".into(), modules: vec![host], without_paranoid: true, ..Default::default() },
+        Item {
+            id: "imported".into(),
+            modules: vec![host.clone()],
+            ..Default::default()
+        },
+        Item {
+            id: "without".into(),
+            modules: vec![host],
+            without_paranoid: true,
+            ..Default::default()
+        },
     ]);
     assert_eq!(ps["imported"]["paranoidImported"], json!(true));
     assert_eq!(ps["without"]["paranoidImported"], json!(false));
     let diff = invariants::differing_options(&ps["imported"], &ps["without"]);
-    assert!(diff.is_empty(), "options changed by merely importing paranoid: {diff:?}");
+    assert!(
+        diff.is_empty(),
+        "options changed by merely importing paranoid: {diff:?}"
+    );
     let options = ps["imported"]["options"].as_object().unwrap();
-    assert!(options.len() > 40, "the comparison covers the projected options ({})", options.len());
-    assert_eq!(ps["imported"]["rendered"]["sshd_config"], ps["without"]["rendered"]["sshd_config"]);
-    assert_eq!(ps["imported"]["rendered"]["fstab"], ps["without"]["rendered"]["fstab"]);
+    assert!(
+        options.len() > 40,
+        "the comparison covers the projected options ({})",
+        options.len()
+    );
+    assert_eq!(
+        ps["imported"]["rendered"]["sshd_config"],
+        ps["without"]["rendered"]["sshd_config"]
+    );
+    assert_eq!(
+        ps["imported"]["rendered"]["fstab"],
+        ps["without"]["rendered"]["fstab"]
+    );
 }
 
 #[test]
@@ -164,7 +248,11 @@ fn each_profile_alone_evaluates_without_failed_assertions() {
         .map(|p| Item {
             id: p.clone(),
             fixture: Some("matrix".into()),
-            knobs: BTreeMap::from([("enable".into(), json!(true)), ("profile".into(), json!(p)), ("vpn.tailscale.enable".into(), json!(true))]),
+            knobs: BTreeMap::from([
+                ("enable".into(), json!(true)),
+                ("profile".into(), json!(p)),
+                ("vpn.tailscale.enable".into(), json!(true)),
+            ]),
             ..Default::default()
         })
         .collect();
@@ -174,7 +262,11 @@ fn each_profile_alone_evaluates_without_failed_assertions() {
         assert_eq!(proj["assertions"], json!([]), "profile {p}");
         assert_eq!(proj["knobs"]["profile"], json!(p));
     }
-    assert_eq!(ps["maximum"]["knobs"]["sudo.mode"], json!("removed"), "profiles set knob defaults");
+    assert_eq!(
+        ps["maximum"]["knobs"]["sudo.mode"],
+        json!("removed"),
+        "profiles set knob defaults"
+    );
 }
 
 /// Each knob at each of its values, alone on the fixture: no failed assertion except the
@@ -205,7 +297,10 @@ fn each_knob_alone_evaluates_without_unexpected_assertions() {
 #[test]
 fn every_guard_rail_triggers_with_its_message() {
     let cat = Catalogue::load(&flake(), Duration::from_secs(120)).unwrap();
-    assert!(cat.constraints.len() >= 7, "issue 2 lists at least seven guard rails");
+    assert!(
+        cat.constraints.len() >= 7,
+        "issue 2 lists at least seven guard rails"
+    );
     let items = cat
         .constraints
         .iter()
@@ -221,10 +316,26 @@ fn every_guard_rail_triggers_with_its_message() {
     let ps = projections(items);
     for c in &cat.constraints {
         let failed = Proj(&ps[&c.id]).assertions();
-        let hit: Vec<&&str> = failed.iter().filter(|a| a.starts_with(&c.marker())).collect();
+        let hit: Vec<&&str> = failed
+            .iter()
+            .filter(|a| a.starts_with(&c.marker()))
+            .collect();
         assert!(!hit.is_empty(), "{} did not fire; failed: {failed:?}", c.id);
-        assert!(hit[0].contains("Fix:"), "{}: the message says how to fix it: {}", c.id, hit[0]);
-        let ids: BTreeSet<String> = invariants::check_assertions(&cat, &c.set, Some(&c.id), &ps[&c.id]).into_iter().map(|v| v.invariant).collect();
-        assert!(ids.is_empty(), "{}: only its own guard (and alsoFails) may fail: {ids:?} {failed:?}", c.id);
+        assert!(
+            hit[0].contains("Fix:"),
+            "{}: the message says how to fix it: {}",
+            c.id,
+            hit[0]
+        );
+        let ids: BTreeSet<String> =
+            invariants::check_assertions(&cat, &c.set, Some(&c.id), &ps[&c.id])
+                .into_iter()
+                .map(|v| v.invariant)
+                .collect();
+        assert!(
+            ids.is_empty(),
+            "{}: only its own guard (and alsoFails) may fail: {ids:?} {failed:?}",
+            c.id
+        );
     }
 }

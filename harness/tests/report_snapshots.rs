@@ -14,7 +14,10 @@ fn row(id: &str, kind: RowKind, violations: Vec<Violation>, error: Option<&str>)
     RowResult {
         id: id.into(),
         kind,
-        knobs: BTreeMap::from([("ssh.enable".to_string(), json!(true)), ("sudo.mode".to_string(), json!("removed"))]),
+        knobs: BTreeMap::from([
+            ("ssh.enable".to_string(), json!(true)),
+            ("sudo.mode".to_string(), json!("removed")),
+        ]),
         areas_on: vec!["ssh".into(), "sudo".into()],
         expected_constraints: vec![],
         checked: vec!["ssh.password-auth".into(), "nixos.assertions".into()],
@@ -38,9 +41,32 @@ fn result() -> MatrixResult {
         ),
         row("r00008", RowKind::Generated, vec![], Some("error: undefined variable 'oops'\n  at /x/host.nix:3:5")),
     ];
-    let mut invariants: BTreeMap<String, InvariantTally> = IDS.iter().map(|id| (id.to_string(), InvariantTally { checked: 0, failed: 0 })).collect();
-    invariants.insert("ssh.password-auth".into(), InvariantTally { checked: 2, failed: 1 });
-    invariants.insert("nixos.assertions".into(), InvariantTally { checked: 2, failed: 0 });
+    let mut invariants: BTreeMap<String, InvariantTally> = IDS
+        .iter()
+        .map(|id| {
+            (
+                id.to_string(),
+                InvariantTally {
+                    checked: 0,
+                    failed: 0,
+                },
+            )
+        })
+        .collect();
+    invariants.insert(
+        "ssh.password-auth".into(),
+        InvariantTally {
+            checked: 2,
+            failed: 1,
+        },
+    );
+    invariants.insert(
+        "nixos.assertions".into(),
+        InvariantTally {
+            checked: 2,
+            failed: 0,
+        },
+    );
     MatrixResult {
         schema: 1,
         strategy: "pairwise".into(),
@@ -51,8 +77,17 @@ fn result() -> MatrixResult {
         evaluated: 3,
         interrupted: false,
         wall_seconds: 1.25,
-        nix: Stats { processes: 4, over_memory: 0, timed_out: 0, batches_died: 1, rerun_alone: 2 },
-        touched: BTreeMap::from([("ssh".to_string(), BTreeSet::from(["services.openssh.settings".to_string()]))]),
+        nix: Stats {
+            processes: 4,
+            over_memory: 0,
+            timed_out: 0,
+            batches_died: 1,
+            rerun_alone: 2,
+        },
+        touched: BTreeMap::from([(
+            "ssh".to_string(),
+            BTreeSet::from(["services.openssh.settings".to_string()]),
+        )]),
         invariants,
         rows,
     }
@@ -80,17 +115,39 @@ fn interrupted_runs_say_so() {
 fn junit_has_a_testcase_per_row_with_failures_and_errors() {
     let xml = report::matrix_junit(&result());
     let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
-    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
     assert_eq!(suite.attribute("tests"), Some("3"));
     assert_eq!(suite.attribute("failures"), Some("1"));
     assert_eq!(suite.attribute("errors"), Some("1"));
-    let case = |name: &str| suite.children().find(|n| n.attribute("name") == Some(name)).unwrap();
-    let failure = case("r00007").children().find(|n| n.has_tag_name("failure")).expect("a failure element");
+    let case = |name: &str| {
+        suite
+            .children()
+            .find(|n| n.attribute("name") == Some(name))
+            .unwrap()
+    };
+    let failure = case("r00007")
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("a failure element");
     assert_eq!(failure.attribute("type"), Some("ssh.password-auth"));
-    assert!(failure.text().unwrap_or("").contains("fix: remove the definition"));
-    let error = case("r00008").children().find(|n| n.has_tag_name("error")).expect("an error element");
-    assert!(error.text().unwrap_or("").contains("undefined variable 'oops'"));
-    assert!(case("all-off").children().all(|n| !n.has_tag_name("failure") && !n.has_tag_name("error")));
+    assert!(failure
+        .text()
+        .unwrap_or("")
+        .contains("fix: remove the definition"));
+    let error = case("r00008")
+        .children()
+        .find(|n| n.has_tag_name("error"))
+        .expect("an error element");
+    assert!(error
+        .text()
+        .unwrap_or("")
+        .contains("undefined variable 'oops'"));
+    assert!(case("all-off")
+        .children()
+        .all(|n| !n.has_tag_name("failure") && !n.has_tag_name("error")));
 }
 
 #[test]

@@ -10,7 +10,10 @@ use serde_json::Value;
 
 /// The paranoid checkout these tests evaluate.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("harness/ has a parent")
+        .to_path_buf()
 }
 
 /// `paranoid-harness` with the flake pinned to this checkout (via PARANOID_FLAKE, so
@@ -24,7 +27,8 @@ pub fn harness() -> Command {
 /// A NixOS module in a temporary directory; `{repo}` is replaced by the checkout's path.
 pub fn module(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     let path = dir.path().join(name);
-    std::fs::write(&path, text.replace("{repo}", &repo().display().to_string())).expect("write module");
+    std::fs::write(&path, text.replace("{repo}", &repo().display().to_string()))
+        .expect("write module");
     path
 }
 
@@ -41,7 +45,11 @@ pub fn nix_wrapper(dir: &tempfile::TempDir, body: &str) -> String {
     let path = bin.join("nix");
     std::fs::write(&path, script).expect("write wrapper");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 pub fn which_nix() -> PathBuf {
@@ -52,7 +60,8 @@ pub fn which_nix() -> PathBuf {
 }
 
 pub fn json(out: &[u8]) -> Value {
-    serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
+    serde_json::from_slice(out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
 }
 
 pub fn stderr(out: &std::process::Output) -> String {
