@@ -30,7 +30,12 @@
       pkgs = nixpkgs.legacyPackages.${system};
     in
     {
-      lib = paranoidLib;
+      lib = paranoidLib // {
+        # The nixos backend of the harness; forces nixpkgs only when called.
+        harness = paranoidLib.harness // {
+          inherit (import ./lib/harness-nixos.nix { inherit lib nixpkgs; paranoid = paranoidLib; }) evalBatchNixos;
+        };
+      };
 
       nixosModules = lib.genAttrs areas area // {
         # Every knob plus impermanence's module (which paranoid.amnesia drives).

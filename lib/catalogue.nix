@@ -96,7 +96,11 @@ in
     {
       id = "sudo-removed-no-root";
       description = "sudo removed while root cannot log in over SSH";
-      when = [ { "sudo.mode" = "removed"; "ssh.enable" = true; "ssh.permitRootLogin" = "no"; } ];
+      when = [
+        { "sudo.mode" = "removed"; "ssh.enable" = true; "ssh.permitRootLogin" = "no"; }
+        # Found by the pairwise matrix: the guard also (rightly) refuses forced commands only.
+        { "sudo.mode" = "removed"; "ssh.enable" = true; "ssh.permitRootLogin" = "forced-commands-only"; }
+      ];
       set = { "sudo.mode" = "removed"; "ssh.enable" = true; "ssh.permitRootLogin" = "no"; };
     }
     {

@@ -27,6 +27,8 @@ pub enum Error {
     NixEval { context: String, message: String },
     /// The machine cannot run this tier (not root, no namespaces, no KVM...).
     Environment(String),
+    /// Ctrl-C: the children were stopped; the message says what was under way.
+    Interrupted(String),
     /// Anything else, with context.
     Other(String),
 }
@@ -39,6 +41,7 @@ impl Error {
             Error::InputsUnresolvable(_) => exit::INPUTS_UNRESOLVABLE,
             Error::NixEval { .. } => exit::NIX_EVAL,
             Error::Environment(_) => exit::ENVIRONMENT,
+            Error::Interrupted(_) => exit::INTERRUPTED,
             Error::Other(_) => exit::FAILED,
         }
     }
@@ -50,8 +53,11 @@ impl fmt::Display for Error {
             Error::Usage(m) => write!(f, "{m}"),
             Error::MissingTool { tool, hint } => write!(f, "`{tool}` is not installed. {hint}"),
             Error::InputsUnresolvable(m) => write!(f, "{m}"),
-            Error::NixEval { context, message } => write!(f, "Nix could not evaluate {context}:\n{message}"),
+            Error::NixEval { context, message } => {
+                write!(f, "Nix could not evaluate {context}:\n{message}")
+            }
             Error::Environment(m) => write!(f, "{m}"),
+            Error::Interrupted(m) => write!(f, "{m}"),
             Error::Other(m) => write!(f, "{m}"),
         }
     }

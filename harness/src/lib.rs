@@ -1,7 +1,20 @@
 //! paranoid-harness: evaluates paranoid's knobs with real Nix, asserts the posture, and runs
 //! the sandbox and VM tiers. The library holds the logic; `main.rs` only parses arguments and
 //! maps errors to exit codes.
+//!
+//! What runs (`nix`, `matrix`, `check`, `bench`) is kept apart from what reports (`report`).
 
+pub mod bench;
+pub mod catalogue;
+pub mod check;
 pub mod error;
+pub mod eval_cmd;
+pub mod invariants;
+pub mod matrix;
+pub mod mounts;
+pub mod nix;
+pub mod plan;
+pub mod report;
 pub mod sandbox_cmd;
+pub mod sshd;
 pub mod vm_cmd;

@@ -2,7 +2,10 @@
 //! projections to the sandbox tier (crate paranoid-sandbox), print the report, map the
 //! outcome to an exit code (docs/harness.md, docs/sandbox.md).
 
+use crate::catalogue::Catalogue;
 use crate::error::{exit, Error, Result};
+use crate::nix::{self, EvalOptions, Flake, Item, Outcome};
+use crate::plan::{self, RowKind, Strategy};
 use clap::{Args, ValueEnum};
 use paranoid_sandbox::model::{SkipKind, Status};
 use paranoid_sandbox::{report, CheckId, Options, Permutation};
@@ -10,8 +13,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,12 +86,6 @@ pub struct SandboxArgs {
     pub verbose: bool,
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: std::os::raw::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
 fn state_dir(args: &SandboxArgs) -> PathBuf {
     args.state_dir
         .clone()
@@ -119,16 +115,33 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
     if args.host.is_empty() && args.module.is_empty() && args.projection.is_empty() && !matrix {
         return Err(Error::Usage("say what to sandbox: --host NAME, --module FILE, --projection FILE or matrix options (--strategy pairwise)".into()));
     }
+    nix::install_interrupt_handler();
     let started = Instant::now();
     let mut perms = vec![];
     for f in &args.projection {
         perms.extend(read_projection_file(f)?);
     }
+    let mut unevaluated: Vec<(String, String, String)> = vec![];
     let needs_nix = !args.host.is_empty() || !args.module.is_empty() || matrix;
     if needs_nix {
-        let flake = find_flake(args.flake.as_deref())?;
-        let items = items_for(&args, matrix, &flake)?;
-        perms.extend(evaluate(&flake, items, Duration::from_secs(args.timeout))?);
+        let flake = Flake::open(&find_flake(args.flake.as_deref())?)?;
+        let eval = EvalOptions { jobs: 2, timeout: Duration::from_secs(args.timeout), ..Default::default() };
+        let mut sources: BTreeMap<String, String> = BTreeMap::new();
+        let mut items = named_items(&args, &mut sources)?;
+        if matrix {
+            items.extend(matrix_items(&args, &flake, &eval, &mut sources)?);
+        }
+        for (id, outcome) in nix::evaluate(&flake, items, &eval, &|_, _| {})? {
+            let source = sources.get(&id).cloned().unwrap_or_else(|| id.clone());
+            match outcome {
+                Outcome::Projection(p) => perms.push(Permutation { id, source, projection: p }),
+                Outcome::Failed { message } if source.starts_with("matrix ") => unevaluated.push((id, source, message)),
+                Outcome::Failed { message } => return Err(Error::NixEval { context: source, message }),
+            }
+        }
+        if nix::interrupted() {
+            return Err(Error::Interrupted("interrupted while evaluating the permutations".into()));
+        }
     }
     let eval_ms = started.elapsed().as_millis();
     let (runnable, blocked): (Vec<Permutation>, Vec<Permutation>) =
@@ -138,11 +151,11 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
     let named_blocked = blocked.iter().any(|p| !p.source.starts_with("matrix "));
 
     let cancel = paranoid_sandbox::Cancel::from_flag(Arc::new(AtomicBool::new(false)));
-    paranoid_sandbox::sys::on_sigint(on_sigint);
     {
+        // Ctrl-C (the harness's handler) stops the checks: their waits end, their guards clean up.
         let c = cancel.clone();
         std::thread::spawn(move || loop {
-            if INTERRUPTED.load(Ordering::SeqCst) {
+            if nix::interrupted() {
                 c.cancel();
                 break;
             }
@@ -180,6 +193,14 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
                 .collect(),
         });
     }
+    for (id, source, message) in &unevaluated {
+        report.permutations.push(paranoid_sandbox::model::PermutationReport {
+            id: id.clone(),
+            source: source.clone(),
+            assertions: vec![format!("did not evaluate: {}", message.lines().next().unwrap_or(message))],
+            checks: opts.checks.iter().map(|c| paranoid_sandbox::CheckResult::not_applicable(*c, "the permutation did not evaluate")).collect(),
+        });
+    }
     report.counts = paranoid_sandbox::RunReport::count(&report.permutations);
     match args.format {
         Format::Json => {
@@ -193,6 +214,10 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
         }
     }
     let code = exit_code(&report, args.allow_skips);
+    if code == exit::OK && !unevaluated.is_empty() {
+        eprintln!("paranoid-harness: {} matrix permutation(s) did not evaluate (listed above)", unevaluated.len());
+        return Ok(exit::NIX_EVAL);
+    }
     if code == exit::OK && named_blocked {
         eprintln!("paranoid-harness: the configuration fails NixOS assertions (listed above), so it would not build; nothing was sandboxed");
         return Ok(exit::ASSERTIONS);
@@ -262,139 +287,66 @@ fn find_flake(given: Option<&Path>) -> Result<PathBuf> {
     dir.canonicalize().map_err(|e| Error::Usage(format!("{}: {e}", dir.display())))
 }
 
-/// One evaluation request item (docs/harness.md).
-#[derive(Clone, Debug)]
-struct Item {
-    id: String,
-    source: String,
-    json: Value,
-}
-
-fn items_for(args: &SandboxArgs, matrix: bool, _flake: &Path) -> Result<Vec<Item>> {
+/// Items for --host / --module: one per host (with the modules on top), or one for the modules.
+fn named_items(args: &SandboxArgs, sources: &mut BTreeMap<String, String>) -> Result<Vec<Item>> {
     let mut modules = vec![];
     for m in &args.module {
-        let abs = m.canonicalize().map_err(|e| Error::Usage(format!("--module {}: {e}", m.display())))?;
-        modules.push(abs.to_string_lossy().into_owned());
+        modules.push(m.canonicalize().map_err(|e| Error::Usage(format!("--module {}: {e}", m.display())))?);
     }
+    let shown = args.module.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(" ");
     let mut items = vec![];
     if args.host.is_empty() && !modules.is_empty() {
-        items.push(Item {
-            id: "module".into(),
-            source: format!("module {}", args.module.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(" ")),
-            json: json!({ "id": "module", "modules": modules }),
-        });
+        sources.insert("module".into(), format!("module {shown}"));
+        items.push(Item { id: "module".into(), modules: modules.clone(), ..Default::default() });
     }
     for h in &args.host {
-        let source = if modules.is_empty() {
-            format!("host {h}")
-        } else {
-            format!("host {h} + module {}", args.module.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(" "))
-        };
-        items.push(Item { id: h.clone(), source, json: json!({ "id": h, "host": h, "modules": modules }) });
-    }
-    if matrix {
-        return Err(Error::Usage(
-            "matrix options need the plan module of the harness core, which is not merged into this branch yet".into(),
-        ));
+        let source = if modules.is_empty() { format!("host {h}") } else { format!("host {h} + module {shown}") };
+        sources.insert(h.clone(), source);
+        items.push(Item { id: h.clone(), host: Some(h.clone()), modules: modules.clone(), ..Default::default() });
     }
     Ok(items)
 }
 
-/// Evaluate items with one batched `nix eval` (`lib.harness.evalBatch`); items that fail are
-/// re-run alone without `catch` to recover Nix's message.
-fn evaluate(flake: &Path, items: Vec<Item>, timeout: Duration) -> Result<Vec<Permutation>> {
-    if items.is_empty() {
-        return Ok(vec![]);
+/// Items for the matrix options: the harness's plan over the catalogue, on the matrix fixture.
+fn matrix_items(args: &SandboxArgs, flake: &Flake, eval: &EvalOptions, sources: &mut BTreeMap<String, String>) -> Result<Vec<Item>> {
+    let cat = Catalogue::load(flake, eval.timeout)?;
+    let strategy = Strategy::parse(args.strategy.as_deref().unwrap_or("pairwise"), args.samples, args.seed)?;
+    let mut pins = BTreeMap::new();
+    for s in &args.set {
+        let (k, v) = cat.parse_setting(s)?;
+        pins.insert(k, v);
     }
-    let answer = eval_batch(flake, &items.iter().map(|i| i.json.clone()).collect::<Vec<_>>(), true, timeout)?;
-    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
-    for a in answer.as_array().cloned().unwrap_or_default() {
-        if let Some(id) = a.get("id").and_then(Value::as_str) {
-            by_id.insert(id.to_string(), a);
-        }
-    }
-    let mut out = vec![];
-    for it in items {
-        let a = by_id.get(&it.id);
-        match a.filter(|a| a.get("ok") == Some(&Value::Bool(true))).and_then(|a| a.get("projection")) {
-            Some(p) => out.push(Permutation { id: it.id.clone(), source: it.source.clone(), projection: p.clone() }),
-            None => {
-                // Nix's own message: evaluate alone without tryEval.
-                let e = eval_batch(flake, std::slice::from_ref(&it.json), false, timeout);
-                let message = match e {
-                    Err(Error::NixEval { message, .. }) => message,
-                    Err(other) => return Err(other),
-                    Ok(_) => "evaluation failed inside tryEval (an assertion or throw)".into(),
-                };
-                return Err(Error::NixEval { context: it.source.clone(), message });
+    let rows = plan::plan(&cat, &strategy, &pins)?;
+    let off = plan::all_off(&cat);
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let on: Vec<String> = row
+                .knobs
+                .iter()
+                .filter(|(k, v)| off.get(*k) != Some(*v))
+                .map(|(k, v)| format!("{k}={}", plan::plain(v)))
+                .collect();
+            let kind = match &row.kind {
+                RowKind::Constraint(c) => format!("constraint {c}"),
+                RowKind::Profile(p) => format!("profile {p}"),
+                RowKind::SwitchAlone(s) => format!("alone {s}"),
+                RowKind::AreaKnob(s) => format!("area knob {s}"),
+                RowKind::AllOff => "all off".into(),
+                RowKind::AllOn => "all on".into(),
+                RowKind::Generated => strategy.name().into(),
+            };
+            sources.insert(row.id.clone(), format!("matrix {} ({kind}) {{{}}}", row.id, on.join(", ")));
+            Item {
+                id: row.id.clone(),
+                fixture: Some("matrix".into()),
+                knobs: row.knobs.clone(),
+                constraint: row.constraint.clone(),
+                without_impermanence: row.without_impermanence,
+                ..Default::default()
             }
-        }
-    }
-    Ok(out)
-}
-
-fn eval_batch(flake: &Path, items: &[Value], catch: bool, timeout: Duration) -> Result<Value> {
-    let req = std::env::temp_dir().join(format!("paranoid-sandbox-req-{}-{}.json", std::process::id(), paranoid_sandbox::context::random_hex(8)));
-    std::fs::write(&req, json!({ "catch": catch, "items": items }).to_string()).map_err(|e| Error::Other(format!("{}: {e}", req.display())))?;
-    let nix = paranoid_sandbox::exec::which("nix")
-        .ok_or_else(|| Error::MissingTool { tool: "nix".into(), hint: "Install it: apt-get install nix-bin".into() })?;
-    let apply = format!("f: f (builtins.fromJSON (builtins.readFile \"{}\"))", req.display());
-    let mut child = Command::new(nix)
-        .args(["--extra-experimental-features", "nix-command flakes", "eval", "--json", "--impure"])
-        .arg(format!("{}#lib.harness.evalBatch", flake.display()))
-        .args(["--apply", &apply])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Other(format!("cannot start nix: {e}")))?;
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let so = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(o) = out.as_mut() {
-            let _ = std::io::Read::read_to_string(o, &mut s);
-        }
-        s
-    });
-    let se = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(o) = err.as_mut() {
-            let _ = std::io::Read::read_to_string(o, &mut s);
-        }
-        s
-    });
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().map_err(|e| Error::Other(e.to_string()))? {
-            break Some(s);
-        }
-        if t0.elapsed() > timeout || INTERRUPTED.load(Ordering::SeqCst) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = std::fs::remove_file(&req);
-    let stdout = so.join().unwrap_or_default();
-    let stderr: String = se
-        .join()
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.contains("the group 'nixbld' specified in 'build-users-group' does not exist"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    match status {
-        None if INTERRUPTED.load(Ordering::SeqCst) => Err(Error::Other("interrupted during evaluation".into())),
-        None => Err(Error::NixEval { context: "the sandbox permutations".into(), message: format!("nix eval timed out after {} s", timeout.as_secs()) }),
-        Some(s) if !s.success() => {
-            if stderr.contains("unable to download") || stderr.contains("Could not resolve host") {
-                return Err(Error::InputsUnresolvable(format!("the flake's inputs cannot be fetched here: {stderr}")));
-            }
-            Err(Error::NixEval { context: "the sandbox permutations".into(), message: stderr })
-        }
-        Some(_) => serde_json::from_str(&stdout).map_err(|e| Error::NixEval { context: "the sandbox permutations".into(), message: format!("nix printed something that is not JSON ({e})") }),
-    }
+        })
+        .collect())
 }
 
 /// A projection file: one projection object, or an evalBatch answer (a list of items).

@@ -1,0 +1,335 @@
+//! Reporters: they take finished results and format them; nothing here runs anything.
+//! Human output is short and scannable; JSON is the documented schema (docs/harness.md);
+//! JUnit has one testcase per matrix row.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::check::CheckResult;
+use crate::matrix::MatrixResult;
+use crate::mounts::Table;
+use crate::sshd::SshdConfig;
+
+/// The first `n` lines of a message, with a note of how many were cut.
+pub fn head(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.trim_end().lines().collect();
+    if lines.len() <= n {
+        lines.join("\n")
+    } else {
+        format!(
+            "{}\n… ({} more lines)",
+            lines[..n].join("\n"),
+            lines.len() - n
+        )
+    }
+}
+
+fn indent(s: &str, by: &str) -> String {
+    s.lines()
+        .map(|l| format!("{by}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn matrix_human(r: &MatrixResult) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "matrix: {} plan, {} backend: {} of {} rows evaluated in {:.1} s ({} jobs, batches of {})",
+        r.strategy, r.backend, r.evaluated, r.planned, r.wall_seconds, r.jobs, r.batch_size
+    );
+    let n = &r.nix;
+    let _ = writeln!(
+        o,
+        "nix: {} processes; {} batches died and {} items were re-run alone; {} killed over --max-memory, {} at the timeout",
+        n.processes, n.batches_died, n.rerun_alone, n.over_memory, n.timed_out
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(o, "{:<28} {:>8} {:>7}", "invariant", "checked", "failed");
+    for (id, t) in &r.invariants {
+        let mark = if t.failed > 0 { "  <-" } else { "" };
+        let _ = writeln!(o, "{:<28} {:>8} {:>7}{mark}", id, t.checked, t.failed);
+    }
+    let failing: Vec<_> = r.rows.iter().filter(|x| !x.violations.is_empty()).collect();
+    if !failing.is_empty() {
+        let _ = writeln!(o, "\nviolations ({} rows):", failing.len());
+        for row in failing {
+            for v in &row.violations {
+                let _ = writeln!(
+                    o,
+                    "  {} {}: {}",
+                    row.id,
+                    v.invariant,
+                    head(&v.message, 4).replace('\n', "\n      ")
+                );
+                let _ = writeln!(o, "    fix: {}", v.fix);
+            }
+        }
+    }
+    let errors: Vec<_> = r.rows.iter().filter(|x| x.error.is_some()).collect();
+    if !errors.is_empty() {
+        let _ = writeln!(o, "\nevaluation errors ({} rows):", errors.len());
+        for row in errors {
+            let _ = writeln!(o, "  {} ({}):", row.id, knob_summary(row));
+            let _ = writeln!(
+                o,
+                "{}",
+                indent(&head(row.error.as_deref().unwrap_or(""), 6), "    ")
+            );
+        }
+    }
+    let _ = writeln!(o);
+    if r.interrupted {
+        let _ = writeln!(
+            o,
+            "INTERRUPTED: {} of {} rows finished; the counts above cover those only.",
+            r.evaluated, r.planned
+        );
+    } else if r.ok() {
+        let _ = writeln!(o, "result: ok, 0 unexpected failures in {} rows", r.planned);
+    } else {
+        let _ = writeln!(
+            o,
+            "result: FAILED, {} of {} rows with unexpected failures",
+            r.failures(),
+            r.planned
+        );
+    }
+    o
+}
+
+fn knob_summary(row: &crate::matrix::RowResult) -> String {
+    let mut parts: Vec<String> = row
+        .knobs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", crate::plan::plain(v)))
+        .collect();
+    if parts.len() > 12 {
+        parts.truncate(12);
+        parts.push("…".into());
+    }
+    parts.join(" ")
+}
+
+pub fn matrix_json(r: &MatrixResult) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    v["ok"] = json!(r.ok());
+    v["failures"] = json!(r.failures());
+    v
+}
+
+/// JUnit: one testsuite per run, one testcase per row (classname `paranoid.matrix.<strategy>`),
+/// a failure per violated invariant (type = invariant id), an error for a row that did not
+/// evaluate.
+pub fn matrix_junit(r: &MatrixResult) -> String {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut report = Report::new("paranoid-harness");
+    let mut suite = TestSuite::new(format!("matrix-{}-{}", r.strategy, r.backend));
+    for row in &r.rows {
+        let status = if let Some(e) = &row.error {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message("evaluation failed");
+            s.set_type("nix.eval");
+            s.set_description(e.clone());
+            s
+        } else if let Some(first) = row.violations.first() {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(format!(
+                "{} invariant(s) violated, first {}",
+                row.violations.len(),
+                first.invariant
+            ));
+            s.set_type(first.invariant.clone());
+            s.set_description(
+                row.violations
+                    .iter()
+                    .map(|v| format!("{}: {}\nfix: {}", v.invariant, v.message, v.fix))
+                    .collect::<Vec<_>>()
+                    .join("\n\n"),
+            );
+            s
+        } else {
+            TestCaseStatus::success()
+        };
+        let mut case = TestCase::new(row.id.clone(), status);
+        case.set_classname(format!("paranoid.matrix.{}", r.strategy));
+        case.add_property(quick_junit::Property::new("checked", row.checked.join(" ")));
+        suite.add_test_case(case);
+    }
+    report.add_test_suite(suite);
+    report.to_string().unwrap_or_default()
+}
+
+pub fn check_human(r: &CheckResult) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "paranoid-harness check: {} (expected posture: host knobs, `{}` profile where an area is off)", r.target, r.profile);
+    if !r.profile_areas.is_empty() {
+        let _ = writeln!(
+            o,
+            "areas the host leaves off but the profile expects: {}",
+            r.profile_areas.join(", ")
+        );
+    }
+    if r.violations.is_empty() {
+        let _ = writeln!(
+            o,
+            "clean: {} invariants checked, 0 violations",
+            r.checked.len()
+        );
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "{} violation(s) of {} invariants checked:\n",
+        r.violations.len(),
+        r.checked.len()
+    );
+    for v in &r.violations {
+        let _ = writeln!(
+            o,
+            "- [{}] {}",
+            v.invariant,
+            head(&v.message, 6).replace('\n', "\n    ")
+        );
+        let _ = writeln!(o, "  fix: {}", v.fix);
+    }
+    o
+}
+
+pub fn check_json(r: &CheckResult) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    v["ok"] = json!(r.violations.is_empty());
+    v
+}
+
+/// `eval --format human`: what a reviewer scans first.
+pub fn eval_human(p: &Value, cat: Option<&crate::catalogue::Catalogue>) -> String {
+    let mut o = String::new();
+    let knobs = crate::invariants::Proj(p).knobs();
+    let get = |k: &str| {
+        knobs
+            .get(k)
+            .map(crate::plan::plain)
+            .unwrap_or_else(|| "-".into())
+    };
+    let _ = writeln!(
+        o,
+        "host {} ({} backend), paranoid {}, profile {}",
+        p.get("host").and_then(Value::as_str).unwrap_or("?"),
+        p.get("backend").and_then(Value::as_str).unwrap_or("?"),
+        if p.get("paranoidImported").and_then(Value::as_bool) == Some(true) {
+            format!("imported, enable = {}", get("enable"))
+        } else {
+            "not imported".into()
+        },
+        get("profile"),
+    );
+    let on: Vec<String> = match cat {
+        // Each switch that is not at its off value, as the catalogue defines them.
+        Some(cat) => cat
+            .switches()
+            .filter_map(|k| {
+                let v = knobs.get(&k.name)?;
+                (Some(v) != k.off.as_ref()).then(|| {
+                    if v.is_boolean() {
+                        k.name.clone()
+                    } else {
+                        format!("{}={}", k.name, crate::plan::plain(v))
+                    }
+                })
+            })
+            .collect(),
+        None => knobs
+            .iter()
+            .filter(|(k, v)| k.ends_with(".enable") && **v == Value::Bool(true) && *k != "enable")
+            .map(|(k, _)| k.clone())
+            .collect(),
+    };
+    let _ = writeln!(
+        o,
+        "switches on: {}",
+        if on.is_empty() {
+            "none".into()
+        } else {
+            on.join(", ")
+        }
+    );
+    match p.pointer("/rendered/sshd_config").and_then(Value::as_str) {
+        Some(text) => {
+            let c = SshdConfig::parse(text);
+            let keys = [
+                "PasswordAuthentication",
+                "KbdInteractiveAuthentication",
+                "AuthenticationMethods",
+                "PermitRootLogin",
+                "AllowTcpForwarding",
+                "AllowUsers",
+            ];
+            let vals: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k} {}", c.get(k).unwrap_or_else(|| "-".into())))
+                .collect();
+            let _ = writeln!(
+                o,
+                "sshd: {}; sftp {}",
+                vals.join(", "),
+                if c.subsystems.contains_key("sftp") {
+                    "on"
+                } else {
+                    "off"
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(o, "sshd: not enabled");
+        }
+    }
+    let table = Table::from_projection(p);
+    let _ = writeln!(o, "mounts (effective noexec/nosuid/nodev):");
+    for m in table
+        .mounts
+        .iter()
+        .filter(|m| m.origin != "special" || m.mount_point == "/dev/shm")
+    {
+        let f = table.flags(m);
+        let flag = |b: bool, s: &str| {
+            if b {
+                s.to_string()
+            } else {
+                "-".repeat(s.len())
+            }
+        };
+        let _ = writeln!(
+            o,
+            "  {:<22} {:<7} {} {} {}  ({})",
+            m.mount_point,
+            m.fs_type,
+            flag(f.noexec, "noexec"),
+            flag(f.nosuid, "nosuid"),
+            flag(f.nodev, "nodev"),
+            m.origin
+        );
+    }
+    let list = |key: &str| {
+        p.get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let (assertions, warnings) = (list("assertions"), list("warnings"));
+    let _ = writeln!(o, "failed assertions: {}", assertions.len());
+    for a in &assertions {
+        let _ = writeln!(o, "{}", indent(a, "  ! "));
+    }
+    let _ = writeln!(o, "warnings: {}", warnings.len());
+    for w in &warnings {
+        let _ = writeln!(o, "{}", indent(w, "  ~ "));
+    }
+    o
+}
