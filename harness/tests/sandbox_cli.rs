@@ -37,6 +37,12 @@ fn usage_errors_exit_2_with_a_message() {
     assert!(e.contains("not a schema-1 projection"), "{e}");
     let (c, e) = stderr_of(&["--module", "/nonexistent/host.nix"]);
     assert_eq!(c, 2, "{e}");
+    let (c, e) = stderr_of(&["--strategy", "bogus"]);
+    assert_eq!(c, 2, "{e}");
+    assert!(e.contains("unknown strategy `bogus`"), "{e}");
+    let (c, e) = stderr_of(&["--strategy", "pairwise", "--set", "nope=1"]);
+    assert_eq!(c, 2, "{e}");
+    assert!(e.contains("unknown knob `nope`") && e.contains("ssh.enable"), "{e}");
 }
 
 #[test]
