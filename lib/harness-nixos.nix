@@ -9,14 +9,13 @@
 { lib, nixpkgs, paranoid, system ? "x86_64-linux" }:
 let
   pkgs = import nixpkgs { inherit system; };
-  constraintsById = lib.listToAttrs (map (c: lib.nameValuePair c.id c) paranoid.catalogue.constraints);
+  inherit (paranoid.harness) modulesOf constraintOf runBatch;
 
-  evalItem =
+  nixosItem =
     item:
     let
-      constraint = if item.constraint or null == null then { } else constraintsById.${item.constraint};
       withParanoid = !(item.withoutParanoid or false);
-      withImpermanence = !(item.withoutImpermanence or constraint.withoutImpermanence or false);
+      withImpermanence = !(item.withoutImpermanence or (constraintOf item).withoutImpermanence or false);
       # The reference hosts' hardware facts exist only for full nixpkgs.
       hardware = lib.optional (item.host or null != null) (../examples + "/${item.host}/hardware.nix");
       evaluated = nixpkgs.lib.nixosSystem {
@@ -29,18 +28,12 @@ let
             }
           ]
           ++ lib.optionals withParanoid (paranoid.paranoidModules { inherit withImpermanence; })
-          ++ paranoid.harness.modulesOf item
+          ++ modulesOf item
           ++ hardware;
       };
     in
     paranoid.project { inherit (evaluated) config; backend = "nixos"; };
-
-  one = catch: item:
-    if catch then
-      let r = builtins.tryEval (let p = evalItem item; in builtins.deepSeq p p); in
-      if r.success then { inherit (item) id; ok = true; projection = r.value; } else { inherit (item) id; ok = false; }
-    else { inherit (item) id; ok = true; projection = evalItem item; };
 in
 {
-  evalBatchNixos = request: map (one (request.catch or true)) request.items;
+  evalBatchNixos = runBatch nixosItem;
 }

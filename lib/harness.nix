@@ -15,36 +15,41 @@ let
   };
   constraintsById = lib.listToAttrs (map (c: lib.nameValuePair c.id c) catalogue.constraints);
 
+  constraintOf = item: if item.constraint or null == null then { } else constraintsById.${item.constraint};
+
   modulesOf = item:
     let
-      constraint = if item.constraint or null == null then null else constraintsById.${item.constraint};
+      constraint = constraintOf item;
       fixture = if item.fixture or null == null then null else fixtures.${item.fixture};
       withParanoid = !(item.withoutParanoid or false);
     in
     lib.optional (item.host or null != null) hosts.${item.host}
     ++ lib.optionals (fixture != null) ([ fixture.host ] ++ lib.optional withParanoid fixture.paranoid)
     ++ map (p: /. + p) (item.modules or [ ])
-    ++ lib.optional (constraint != null && constraint ? module) constraint.module
+    ++ lib.optional (constraint ? module) constraint.module
     ++ lib.optional (withParanoid && (item.knobs or { }) != { }) (knobModule item.knobs);
 
-  evalItem = backend: item:
+  # Evaluate every item of a request with `project`, each under builtins.tryEval when the
+  # request asks for it (catch), so a throwing item answers { ok = false; } alone.
+  runBatch = project: request: map
+    (item:
+      if request.catch or true then
+        let r = builtins.tryEval (let p = project item; in builtins.deepSeq p p); in
+        if r.success then { inherit (item) id; ok = true; projection = r.value; } else { inherit (item) id; ok = false; }
+      else { inherit (item) id; ok = true; projection = project item; })
+    request.items;
+
+  surfaceItem = item:
     let
-      constraint = if item.constraint or null == null then { } else constraintsById.${item.constraint};
       evaluated = evalSurface {
         modules = modulesOf item;
         withParanoid = !(item.withoutParanoid or false);
-        withImpermanence = !(item.withoutImpermanence or constraint.withoutImpermanence or false);
+        withImpermanence = !(item.withoutImpermanence or (constraintOf item).withoutImpermanence or false);
       };
     in
-    projection.project { inherit (evaluated) config; inherit backend; };
-
-  one = catch: backend: item:
-    if catch then
-      let r = builtins.tryEval (let p = evalItem backend item; in builtins.deepSeq p p); in
-      if r.success then { inherit (item) id; ok = true; projection = r.value; } else { inherit (item) id; ok = false; }
-    else { inherit (item) id; ok = true; projection = evalItem backend item; };
+    projection.project { inherit (evaluated) config; backend = "surface"; };
 in
 {
-  inherit knobModule modulesOf;
-  evalBatch = request: map (one (request.catch or true) (request.backend or "surface")) request.items;
+  inherit knobModule modulesOf constraintOf runBatch;
+  evalBatch = runBatch surfaceItem;
 }

@@ -112,7 +112,8 @@ let
       };
     in
     map (entry "fileSystems") (lib.filter (fs: fs.enable) (lib.attrValues config.fileSystems))
-    ++ map (entry "special") (lib.attrValues config.boot.specialFileSystems)
+    # Of NixOS's special filesystems only /dev/shm is user-writable and ours to harden.
+    ++ map (entry "special") (lib.attrValues (lib.getAttrs (lib.filter (n: config.boot.specialFileSystems ? ${n}) [ "/dev/shm" ]) config.boot.specialFileSystems))
     ++ map (unit "systemd.mounts") (lib.filter (m: m.enable or true) config.systemd.mounts)
     ++ map (unit "initrd") (lib.filter (m: m.enable or true) config.boot.initrd.systemd.mounts);
 
