@@ -96,24 +96,39 @@ fn state_dir(args: &SandboxArgs) -> PathBuf {
 pub fn run(args: SandboxArgs) -> Result<u8> {
     if args.sweep {
         if !paranoid_sandbox::sys::is_root() {
-            return Err(Error::Environment("--sweep needs root: it removes users, network namespaces and processes".into()));
+            return Err(Error::Environment(
+                "--sweep needs root: it removes users, network namespaces and processes".into(),
+            ));
         }
-        let swept = paranoid_sandbox::cleanup::sweep(&state_dir(&args), &paranoid_sandbox::Cancel::new());
+        let swept =
+            paranoid_sandbox::cleanup::sweep(&state_dir(&args), &paranoid_sandbox::Cancel::new());
         for l in &swept {
             println!("{l}");
         }
         if swept.is_empty() {
-            println!("nothing left behind by killed runs in {}", state_dir(&args).display());
+            println!(
+                "nothing left behind by killed runs in {}",
+                state_dir(&args).display()
+            );
         }
-        return Ok(if swept.iter().any(|l| l.contains("could not")) { exit::FAILED } else { exit::OK });
+        return Ok(if swept.iter().any(|l| l.contains("could not")) {
+            exit::FAILED
+        } else {
+            exit::OK
+        });
     }
     let checks = parse_checks(&args)?;
     if args.jobs == Some(0) {
         return Err(Error::Usage("--jobs must be at least 1".into()));
     }
-    let matrix = args.strategy.is_some() || args.samples.is_some() || args.seed.is_some() || !args.set.is_empty();
+    let matrix = args.strategy.is_some()
+        || args.samples.is_some()
+        || args.seed.is_some()
+        || !args.set.is_empty();
     if args.host.is_empty() && args.module.is_empty() && args.projection.is_empty() && !matrix {
-        return Err(Error::Usage("say what to sandbox: --host NAME, --module FILE, --projection FILE or matrix options (--strategy pairwise)".into()));
+        return Err(Error::Usage(
+            "say what to sandbox: --host NAME, --module FILE, --projection FILE or matrix options (--strategy pairwise)".into(),
+        ));
     }
     nix::install_interrupt_handler();
     let started = Instant::now();
@@ -125,7 +140,11 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
     let needs_nix = !args.host.is_empty() || !args.module.is_empty() || matrix;
     if needs_nix {
         let flake = Flake::open(&find_flake(args.flake.as_deref())?)?;
-        let eval = EvalOptions { jobs: 2, timeout: Duration::from_secs(args.timeout), ..Default::default() };
+        let eval = EvalOptions {
+            jobs: 2,
+            timeout: Duration::from_secs(args.timeout),
+            ..Default::default()
+        };
         let mut sources: BTreeMap<String, String> = BTreeMap::new();
         let mut items = named_items(&args, &mut sources)?;
         if matrix {
@@ -134,18 +153,32 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
         for (id, outcome) in nix::evaluate(&flake, items, &eval, &|_, _| {})? {
             let source = sources.get(&id).cloned().unwrap_or_else(|| id.clone());
             match outcome {
-                Outcome::Projection(p) => perms.push(Permutation { id, source, projection: p }),
-                Outcome::Failed { message } if source.starts_with("matrix ") => unevaluated.push((id, source, message)),
-                Outcome::Failed { message } => return Err(Error::NixEval { context: source, message }),
+                Outcome::Projection(p) => perms.push(Permutation {
+                    id,
+                    source,
+                    projection: p,
+                }),
+                Outcome::Failed { message } if source.starts_with("matrix ") => {
+                    unevaluated.push((id, source, message))
+                }
+                Outcome::Failed { message } => {
+                    return Err(Error::NixEval {
+                        context: source,
+                        message,
+                    })
+                }
             }
         }
         if nix::interrupted() {
-            return Err(Error::Interrupted("interrupted while evaluating the permutations".into()));
+            return Err(Error::Interrupted(
+                "interrupted while evaluating the permutations".into(),
+            ));
         }
     }
     let eval_ms = started.elapsed().as_millis();
-    let (runnable, blocked): (Vec<Permutation>, Vec<Permutation>) =
-        perms.into_iter().partition(|p| args.ignore_assertions || p.assertions().is_empty());
+    let (runnable, blocked): (Vec<Permutation>, Vec<Permutation>) = perms
+        .into_iter()
+        .partition(|p| args.ignore_assertions || p.assertions().is_empty());
     // A configuration the user named that would not build is an error (exit 6, as `eval`);
     // matrix rows that must be refused (constraints) are expected to fail their assertions.
     let named_blocked = blocked.iter().any(|p| !p.source.starts_with("matrix "));
@@ -162,7 +195,12 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
             std::thread::sleep(Duration::from_millis(20));
         });
     }
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4).max(4));
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() * 2)
+            .unwrap_or(4)
+            .max(4)
+    });
     let opts = Options {
         jobs,
         checks,
@@ -172,10 +210,17 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
     let progress = args.format == Format::Human && std::io::stderr().is_terminal();
     let on_done = |p: &Permutation, r: &paranoid_sandbox::CheckResult| {
         if progress {
-            eprintln!("  {} {} {} ({} ms)", p.id, r.check, r.status.name(), r.duration_ms);
+            eprintln!(
+                "  {} {} {} ({} ms)",
+                p.id,
+                r.check,
+                r.status.name(),
+                r.duration_ms
+            );
         }
     };
-    let mut report = paranoid_sandbox::run(&runnable, &opts, &on_done).map_err(|e| Error::Environment(e.to_string()))?;
+    let mut report = paranoid_sandbox::run(&runnable, &opts, &on_done)
+        .map_err(|e| Error::Environment(e.to_string()))?;
     for p in blocked {
         report.permutations.push(paranoid_sandbox::model::PermutationReport {
             id: p.id.clone(),
@@ -194,12 +239,26 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
         });
     }
     for (id, source, message) in &unevaluated {
-        report.permutations.push(paranoid_sandbox::model::PermutationReport {
-            id: id.clone(),
-            source: source.clone(),
-            assertions: vec![format!("did not evaluate: {}", message.lines().next().unwrap_or(message))],
-            checks: opts.checks.iter().map(|c| paranoid_sandbox::CheckResult::not_applicable(*c, "the permutation did not evaluate")).collect(),
-        });
+        report
+            .permutations
+            .push(paranoid_sandbox::model::PermutationReport {
+                id: id.clone(),
+                source: source.clone(),
+                assertions: vec![format!(
+                    "did not evaluate: {}",
+                    message.lines().next().unwrap_or(message)
+                )],
+                checks: opts
+                    .checks
+                    .iter()
+                    .map(|c| {
+                        paranoid_sandbox::CheckResult::not_applicable(
+                            *c,
+                            "the permutation did not evaluate",
+                        )
+                    })
+                    .collect(),
+            });
     }
     report.counts = paranoid_sandbox::RunReport::count(&report.permutations);
     match args.format {
@@ -215,11 +274,16 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
     }
     let code = exit_code(&report, args.allow_skips);
     if code == exit::OK && !unevaluated.is_empty() {
-        eprintln!("paranoid-harness: {} matrix permutation(s) did not evaluate (listed above)", unevaluated.len());
+        eprintln!(
+            "paranoid-harness: {} matrix permutation(s) did not evaluate (listed above)",
+            unevaluated.len()
+        );
         return Ok(exit::NIX_EVAL);
     }
     if code == exit::OK && named_blocked {
-        eprintln!("paranoid-harness: the configuration fails NixOS assertions (listed above), so it would not build; nothing was sandboxed");
+        eprintln!(
+            "paranoid-harness: the configuration fails NixOS assertions (listed above), so it would not build; nothing was sandboxed"
+        );
         return Ok(exit::ASSERTIONS);
     }
     Ok(code)
@@ -227,7 +291,12 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
 
 /// 130 interrupted; 1 any failure; 3/7 a skip (tool missing / environment) unless allowed; 0.
 pub fn exit_code(r: &paranoid_sandbox::RunReport, allow_skips: bool) -> u8 {
-    let any = |s: Status| r.permutations.iter().flat_map(|p| &p.checks).any(|c| c.status == s);
+    let any = |s: Status| {
+        r.permutations
+            .iter()
+            .flat_map(|p| &p.checks)
+            .any(|c| c.status == s)
+    };
     if r.interrupted {
         exit::INTERRUPTED
     } else if any(Status::Fail) {
@@ -252,7 +321,11 @@ fn parse_checks(args: &SandboxArgs) -> Result<Vec<CheckId>> {
                 CheckId::parse(s.trim()).ok_or_else(|| {
                     Error::Usage(format!(
                         "unknown check `{s}`; valid: {}",
-                        CheckId::ALL.iter().map(|c| c.name()).collect::<Vec<_>>().join(",")
+                        CheckId::ALL
+                            .iter()
+                            .map(|c| c.name())
+                            .collect::<Vec<_>>()
+                            .join(",")
                     ))
                 })
             })
@@ -273,44 +346,83 @@ fn find_flake(given: Option<&Path>) -> Result<PathBuf> {
         None => match std::env::var_os("PARANOID_FLAKE") {
             Some(d) => PathBuf::from(d),
             None => {
-                let cwd = std::env::current_dir().map_err(|e| Error::Usage(format!("no current directory: {e}")))?;
+                let cwd = std::env::current_dir()
+                    .map_err(|e| Error::Usage(format!("no current directory: {e}")))?;
                 cwd.ancestors()
                     .find(|d| d.join("flake.nix").is_file())
                     .map(Path::to_path_buf)
-                    .ok_or_else(|| Error::Usage("no flake.nix above the current directory; pass --flake DIR".into()))?
+                    .ok_or_else(|| {
+                        Error::Usage(
+                            "no flake.nix above the current directory; pass --flake DIR".into(),
+                        )
+                    })?
             }
         },
     };
     if !dir.join("flake.nix").is_file() {
-        return Err(Error::Usage(format!("{} has no flake.nix; pass --flake with paranoid's checkout", dir.display())));
+        return Err(Error::Usage(format!(
+            "{} has no flake.nix; pass --flake with paranoid's checkout",
+            dir.display()
+        )));
     }
-    dir.canonicalize().map_err(|e| Error::Usage(format!("{}: {e}", dir.display())))
+    dir.canonicalize()
+        .map_err(|e| Error::Usage(format!("{}: {e}", dir.display())))
 }
 
 /// Items for --host / --module: one per host (with the modules on top), or one for the modules.
 fn named_items(args: &SandboxArgs, sources: &mut BTreeMap<String, String>) -> Result<Vec<Item>> {
     let mut modules = vec![];
     for m in &args.module {
-        modules.push(m.canonicalize().map_err(|e| Error::Usage(format!("--module {}: {e}", m.display())))?);
+        modules.push(
+            m.canonicalize()
+                .map_err(|e| Error::Usage(format!("--module {}: {e}", m.display())))?,
+        );
     }
-    let shown = args.module.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(" ");
+    let shown = args
+        .module
+        .iter()
+        .map(|m| m.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut items = vec![];
     if args.host.is_empty() && !modules.is_empty() {
         sources.insert("module".into(), format!("module {shown}"));
-        items.push(Item { id: "module".into(), modules: modules.clone(), ..Default::default() });
+        items.push(Item {
+            id: "module".into(),
+            modules: modules.clone(),
+            ..Default::default()
+        });
     }
     for h in &args.host {
-        let source = if modules.is_empty() { format!("host {h}") } else { format!("host {h} + module {shown}") };
+        let source = if modules.is_empty() {
+            format!("host {h}")
+        } else {
+            format!("host {h} + module {shown}")
+        };
         sources.insert(h.clone(), source);
-        items.push(Item { id: h.clone(), host: Some(h.clone()), modules: modules.clone(), ..Default::default() });
+        items.push(Item {
+            id: h.clone(),
+            host: Some(h.clone()),
+            modules: modules.clone(),
+            ..Default::default()
+        });
     }
     Ok(items)
 }
 
 /// Items for the matrix options: the harness's plan over the catalogue, on the matrix fixture.
-fn matrix_items(args: &SandboxArgs, flake: &Flake, eval: &EvalOptions, sources: &mut BTreeMap<String, String>) -> Result<Vec<Item>> {
+fn matrix_items(
+    args: &SandboxArgs,
+    flake: &Flake,
+    eval: &EvalOptions,
+    sources: &mut BTreeMap<String, String>,
+) -> Result<Vec<Item>> {
     let cat = Catalogue::load(flake, eval.timeout)?;
-    let strategy = Strategy::parse(args.strategy.as_deref().unwrap_or("pairwise"), args.samples, args.seed)?;
+    let strategy = Strategy::parse(
+        args.strategy.as_deref().unwrap_or("pairwise"),
+        args.samples,
+        args.seed,
+    )?;
     let mut pins = BTreeMap::new();
     for s in &args.set {
         let (k, v) = cat.parse_setting(s)?;
@@ -336,7 +448,10 @@ fn matrix_items(args: &SandboxArgs, flake: &Flake, eval: &EvalOptions, sources: 
                 RowKind::AllOn => "all on".into(),
                 RowKind::Generated => strategy.name().into(),
             };
-            sources.insert(row.id.clone(), format!("matrix {} ({kind}) {{{}}}", row.id, on.join(", ")));
+            sources.insert(
+                row.id.clone(),
+                format!("matrix {} ({kind}) {{{}}}", row.id, on.join(", ")),
+            );
             Item {
                 id: row.id.clone(),
                 fixture: Some("matrix".into()),
@@ -351,22 +466,43 @@ fn matrix_items(args: &SandboxArgs, flake: &Flake, eval: &EvalOptions, sources: 
 
 /// A projection file: one projection object, or an evalBatch answer (a list of items).
 fn read_projection_file(f: &Path) -> Result<Vec<Permutation>> {
-    let text = std::fs::read_to_string(f).map_err(|e| Error::Usage(format!("--projection {}: {e}", f.display())))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| Error::Usage(format!("--projection {}: not JSON: {e}", f.display())))?;
-    let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "projection".into());
+    let text = std::fs::read_to_string(f)
+        .map_err(|e| Error::Usage(format!("--projection {}: {e}", f.display())))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("--projection {}: not JSON: {e}", f.display())))?;
+    let stem = f
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "projection".into());
     let one = |id: String, p: Value| -> Result<Permutation> {
         if p.get("schema").and_then(Value::as_u64) != Some(1) || p.get("rendered").is_none() {
-            return Err(Error::Usage(format!("--projection {}: not a schema-1 projection (docs/harness.md)", f.display())));
+            return Err(Error::Usage(format!(
+                "--projection {}: not a schema-1 projection (docs/harness.md)",
+                f.display()
+            )));
         }
-        Ok(Permutation { id, source: format!("projection {}", f.display()), projection: p })
+        Ok(Permutation {
+            id,
+            source: format!("projection {}", f.display()),
+            projection: p,
+        })
     };
     match v {
         Value::Array(items) => items
             .into_iter()
             .enumerate()
             .map(|(i, it)| {
-                let id = it.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("{stem}-{i}"));
-                let p = it.get("projection").cloned().ok_or_else(|| Error::Usage(format!("--projection {}: item {id} has no projection", f.display())))?;
+                let id = it
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{stem}-{i}"));
+                let p = it.get("projection").cloned().ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--projection {}: item {id} has no projection",
+                        f.display()
+                    ))
+                })?;
                 one(id, p)
             })
             .collect(),

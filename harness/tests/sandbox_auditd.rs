@@ -5,9 +5,19 @@ mod sandbox_support;
 use sandbox_support::*;
 
 fn audit_state() -> (String, String) {
-    let s = std::process::Command::new("auditctl").arg("-s").output().unwrap();
-    let enabled = String::from_utf8_lossy(&s.stdout).lines().find(|l| l.starts_with("enabled ")).unwrap_or("").to_string();
-    let l = std::process::Command::new("auditctl").arg("-l").output().unwrap();
+    let s = std::process::Command::new("auditctl")
+        .arg("-s")
+        .output()
+        .unwrap();
+    let enabled = String::from_utf8_lossy(&s.stdout)
+        .lines()
+        .find(|l| l.starts_with("enabled "))
+        .unwrap_or("")
+        .to_string();
+    let l = std::process::Command::new("auditctl")
+        .arg("-l")
+        .output()
+        .unwrap();
     (enabled, String::from_utf8_lossy(&l.stdout).into_owned())
 }
 
@@ -23,8 +33,14 @@ fn the_execve_rule_records_a_throwaway_users_exec_and_the_audit_state_is_restore
     }
     assert_eq!(code, 0, "{r:#}");
     let ev = evidence_text(c);
-    assert!(ev.contains("type=EXECVE") && ev.contains("a0=/bin/true"), "{ev}");
-    assert!(ev.contains("[true] the previous audit state is restored exactly"), "{ev}");
+    assert!(
+        ev.contains("type=EXECVE") && ev.contains("a0=/bin/true"),
+        "{ev}"
+    );
+    assert!(
+        ev.contains("[true] the previous audit state is restored exactly"),
+        "{ev}"
+    );
     assert_eq!(audit_state(), before, "audit state changed");
 }
 
@@ -33,5 +49,9 @@ fn the_auditd_check_is_off_unless_asked_for() {
     require_root();
     let (code, r) = sandbox_json(&["--host", "meeka"]);
     assert_eq!(code, 0, "{r:#}");
-    assert!(r["permutations"][0]["checks"].as_array().unwrap().iter().all(|c| c["check"] != "auditd"));
+    assert!(r["permutations"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["check"] != "auditd"));
 }

@@ -84,13 +84,28 @@ impl Registry {
             fs::set_permissions(&runs, fs::Permissions::from_mode(0o700))?;
         }
         let run_id = new_run_id()?;
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(runs.join(format!("{run_id}.lock")))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(runs.join(format!("{run_id}.lock")))?;
         if !sys::try_lock(&lock)? {
-            return Err(io::Error::other(format!("run id {run_id} is already in use")));
+            return Err(io::Error::other(format!(
+                "run id {run_id} is already in use"
+            )));
         }
-        let journal = OpenOptions::new().create(true).append(true).open(runs.join(format!("{run_id}.journal")))?;
+        let journal = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(runs.join(format!("{run_id}.journal")))?;
         let work = state_dir.join(&run_id);
-        let reg = Registry { run_id, state_dir: state_dir.to_path_buf(), work: work.clone(), _lock: lock, journal: Mutex::new(journal) };
+        let reg = Registry {
+            run_id,
+            state_dir: state_dir.to_path_buf(),
+            work: work.clone(),
+            _lock: lock,
+            journal: Mutex::new(journal),
+        };
         reg.record(&Resource::Dir(work.clone()))?;
         fs::create_dir_all(&work)?;
         fs::set_permissions(&work, fs::Permissions::from_mode(0o755))?;
@@ -128,7 +143,9 @@ fn new_run_id() -> io::Result<String> {
 
 /// Is `name` one of ours for run `id` (prefix + id)? Guards never act on anything else.
 pub fn belongs_to(name: &str, id: &str) -> bool {
-    id.len() == 8 && id.chars().all(|c| c.is_ascii_hexdigit()) && name.contains(&format!("{NAME_PREFIX}{id}"))
+    id.len() == 8
+        && id.chars().all(|c| c.is_ascii_hexdigit())
+        && name.contains(&format!("{NAME_PREFIX}{id}"))
         || name.starts_with(&format!("{NAME_PREFIX}-{id}-"))
 }
 
@@ -144,27 +161,42 @@ pub fn processes_of_run(id: &str, state_dir: &Path) -> Vec<u32> {
         .map(|rd| {
             rd.flatten()
                 .filter(|e| belongs_to(&e.file_name().to_string_lossy(), id))
-                .filter_map(|e| fs::metadata(e.path()).ok().map(|m| format!("net:[{}]", std::os::unix::fs::MetadataExt::ino(&m)).into()))
+                .filter_map(|e| {
+                    fs::metadata(e.path()).ok().map(|m| {
+                        format!("net:[{}]", std::os::unix::fs::MetadataExt::ino(&m)).into()
+                    })
+                })
                 .collect()
         })
         .unwrap_or_default();
     let me = std::process::id();
     let mut pids = vec![];
-    let Ok(rd) = fs::read_dir("/proc") else { return pids };
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return pids;
+    };
     for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         if pid == me {
             continue;
         }
         let env = fs::read(e.path().join("environ")).unwrap_or_default();
         let by_env = env.split(|b| *b == 0).any(|v| v == marker.as_bytes());
-        let cmdline = String::from_utf8_lossy(&fs::read(e.path().join("cmdline")).unwrap_or_default()).replace('\0', " ");
+        let cmdline =
+            String::from_utf8_lossy(&fs::read(e.path().join("cmdline")).unwrap_or_default())
+                .replace('\0', " ");
         let by_cmdline = cmdline.contains(&workdir);
-        let by_netns = fs::read_link(e.path().join("ns/net")).map(|l| netns.contains(&l.into_os_string())).unwrap_or(false);
+        let by_netns = fs::read_link(e.path().join("ns/net"))
+            .map(|l| netns.contains(&l.into_os_string()))
+            .unwrap_or(false);
         if by_env || by_cmdline || by_netns {
             // Zombies are already dead; PID 1 reaps them.
             let state = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            let zombie = state.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(false);
+            let zombie = state
+                .rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+                .unwrap_or(false);
             if !zombie {
                 pids.push(pid);
             }
@@ -206,9 +238,16 @@ pub fn undo(r: &Resource, id: &str, cancel: &Cancel) -> Result<(), String> {
             Ok(())
         }
         Resource::AuditRule(rule) if rule.contains(&format!("{NAME_PREFIX}{id}")) => {
-            let args: Vec<String> = rule.split_whitespace().map(|a| if a == "-a" { "-d".into() } else { a.into() }).collect();
+            let args: Vec<String> = rule
+                .split_whitespace()
+                .map(|a| if a == "-a" { "-d".into() } else { a.into() })
+                .collect();
             let listed = run(Cmd::new("auditctl").arg("-l"))?;
-            if listed.stdout.lines().any(|l| l.contains(&format!("{NAME_PREFIX}{id}"))) {
+            if listed
+                .stdout
+                .lines()
+                .any(|l| l.contains(&format!("{NAME_PREFIX}{id}")))
+            {
                 let o = run(Cmd::new("auditctl").args(args))?;
                 if !o.ok() {
                     return Err(format!("auditctl -d: {}", o.digest(2)));
@@ -229,16 +268,22 @@ pub fn undo(r: &Resource, id: &str, cancel: &Cancel) -> Result<(), String> {
             }
             Ok(())
         }
-        other => Err(format!("refusing to undo {other:?}: it does not carry run id {id}")),
+        other => Err(format!(
+            "refusing to undo {other:?}: it does not carry run id {id}"
+        )),
     }
 }
 
 pub fn user_exists(name: &str) -> bool {
-    fs::read_to_string("/etc/passwd").map(|s| s.lines().any(|l| l.split(':').next() == Some(name))).unwrap_or(false)
+    fs::read_to_string("/etc/passwd")
+        .map(|s| s.lines().any(|l| l.split(':').next() == Some(name)))
+        .unwrap_or(false)
 }
 
 pub fn group_exists(name: &str) -> bool {
-    fs::read_to_string("/etc/group").map(|s| s.lines().any(|l| l.split(':').next() == Some(name))).unwrap_or(false)
+    fs::read_to_string("/etc/group")
+        .map(|s| s.lines().any(|l| l.split(':').next() == Some(name)))
+        .unwrap_or(false)
 }
 
 /// End the processes of run `id` (by PID, SIGKILL), a few passes for ones started meanwhile.
@@ -264,14 +309,20 @@ pub fn kill_run_processes(id: &str, state_dir: &Path) -> Vec<u32> {
 pub fn sweep(state_dir: &Path, cancel: &Cancel) -> Vec<String> {
     let mut report = vec![];
     let runs = state_dir.join("runs");
-    let Ok(rd) = fs::read_dir(&runs) else { return report };
+    let Ok(rd) = fs::read_dir(&runs) else {
+        return report;
+    };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name.strip_suffix(".lock") else { continue };
+        let Some(id) = name.strip_suffix(".lock") else {
+            continue;
+        };
         if id.len() != 8 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
             continue;
         }
-        let Ok(lock) = OpenOptions::new().write(true).open(e.path()) else { continue };
+        let Ok(lock) = OpenOptions::new().write(true).open(e.path()) else {
+            continue;
+        };
         if !matches!(sys::try_lock(&lock), Ok(true)) {
             continue; // a live run holds it
         }
@@ -280,8 +331,11 @@ pub fn sweep(state_dir: &Path, cancel: &Cancel) -> Vec<String> {
             report.push(format!("run {id}: ended processes {killed:?}"));
         }
         let journal = runs.join(format!("{id}.journal"));
-        let entries: Vec<Resource> =
-            fs::read_to_string(&journal).unwrap_or_default().lines().filter_map(Resource::parse).collect();
+        let entries: Vec<Resource> = fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(Resource::parse)
+            .collect();
         // Undo in reverse creation order: rules before the enabled flag, users before groups.
         let mut ok = true;
         for r in entries.iter().rev() {
@@ -311,7 +365,10 @@ impl Guard {
     /// Journal `res`, then hand back the guard; create the resource only after this returns.
     pub fn record(reg: &Registry, res: Resource) -> io::Result<Guard> {
         reg.record(&res)?;
-        Ok(Guard { run_id: reg.run_id.clone(), res: Some(res) })
+        Ok(Guard {
+            run_id: reg.run_id.clone(),
+            res: Some(res),
+        })
     }
     pub fn resource(&self) -> &Resource {
         self.res.as_ref().expect("guard resource")

@@ -15,8 +15,28 @@ use std::time::Duration;
 
 /// Programs the checks use, looked up once in PATH.
 pub const TOOLS: &[&str] = &[
-    "sshd", "ssh", "ssh-keygen", "ssh-agent", "ssh-add", "sftp", "ssh-audit", "nix", "nix-daemon", "ip", "nft", "mount",
-    "findmnt", "systemd-analyze", "useradd", "userdel", "groupadd", "groupdel", "chpasswd", "auditctl", "ausearch", "auditd",
+    "sshd",
+    "ssh",
+    "ssh-keygen",
+    "ssh-agent",
+    "ssh-add",
+    "sftp",
+    "ssh-audit",
+    "nix",
+    "nix-daemon",
+    "ip",
+    "nft",
+    "mount",
+    "findmnt",
+    "systemd-analyze",
+    "useradd",
+    "userdel",
+    "groupadd",
+    "groupdel",
+    "chpasswd",
+    "auditctl",
+    "ausearch",
+    "auditd",
 ];
 
 /// Debian package that provides each tool (for the "not installed" hint).
@@ -50,18 +70,33 @@ impl Tools {
             }
         }
         let probe = |prog: &Path, args: &[&str]| -> String {
-            Cmd::new(prog.to_string_lossy()).args(args.iter().copied()).run(run_id, Duration::from_secs(10), cancel).map(|o| o.all()).unwrap_or_default()
+            Cmd::new(prog.to_string_lossy())
+                .args(args.iter().copied())
+                .run(run_id, Duration::from_secs(10), cancel)
+                .map(|o| o.all())
+                .unwrap_or_default()
         };
         if let Some(p) = t.get("ssh") {
             let v = probe(p, &["-V"]);
             if let Some(l) = v.lines().next() {
-                t.versions.insert("openssh".into(), l.split(',').next().unwrap_or(l).trim().to_string());
+                t.versions.insert(
+                    "openssh".into(),
+                    l.split(',').next().unwrap_or(l).trim().to_string(),
+                );
             }
         }
         if let Some(p) = t.get("ssh-audit") {
             let v = probe(p, &["-h"]);
-            if let Some(ver) = v.split_whitespace().find(|w| w.starts_with('v') && w[1..].starts_with(|c: char| c.is_ascii_digit())) {
-                t.versions.insert("ssh-audit".into(), ver.trim_start_matches('v').trim_end_matches(|c: char| !c.is_ascii_digit()).to_string());
+            if let Some(ver) = v
+                .split_whitespace()
+                .find(|w| w.starts_with('v') && w[1..].starts_with(|c: char| c.is_ascii_digit()))
+            {
+                t.versions.insert(
+                    "ssh-audit".into(),
+                    ver.trim_start_matches('v')
+                        .trim_end_matches(|c: char| !c.is_ascii_digit())
+                        .to_string(),
+                );
             }
         }
         for (tool, key, args) in [
@@ -84,15 +119,25 @@ impl Tools {
     }
     /// The absolute path of a tool as a string (the bare name if absent; callers check first).
     pub fn path(&self, name: &str) -> String {
-        self.get(name).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_string())
+        self.get(name)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name.to_string())
     }
     /// The first of `names` that is missing.
     pub fn missing(&self, names: &[&str]) -> Option<String> {
-        names.iter().find(|n| self.get(n).is_none()).map(|n| n.to_string())
+        names
+            .iter()
+            .find(|n| self.get(n).is_none())
+            .map(|n| n.to_string())
     }
     /// The systemd major version (252 on Debian 12).
     pub fn systemd_major(&self) -> Option<u32> {
-        self.versions.get("systemd")?.split(['.', '-']).next()?.parse().ok()
+        self.versions
+            .get("systemd")?
+            .split(['.', '-'])
+            .next()?
+            .parse()
+            .ok()
     }
 }
 
@@ -100,7 +145,10 @@ impl Tools {
 /// "systemd 252 (252.38-1~deb12u1)" → "252.38-1~deb12u1", "nftables v1.0.6 (...)" → "1.0.6".
 pub fn version_in(line: &str) -> Option<String> {
     line.split_whitespace()
-        .map(|w| w.trim_matches(|c| c == '(' || c == ')' || c == ',').trim_start_matches('v'))
+        .map(|w| {
+            w.trim_matches(|c| c == '(' || c == ')' || c == ',')
+                .trim_start_matches('v')
+        })
         .find(|w| w.starts_with(|c: char| c.is_ascii_digit()) && w.contains('.'))
         .map(str::to_string)
 }
@@ -184,17 +232,39 @@ impl Ctx {
 
     /// A new network namespace with loopback up, deleted when dropped.
     pub fn netns(&self) -> io::Result<Netns> {
-        let name = format!("{}-{}-{}", crate::cleanup::NAME_PREFIX, self.run_id(), self.next());
+        let name = format!(
+            "{}-{}-{}",
+            crate::cleanup::NAME_PREFIX,
+            self.run_id(),
+            self.next()
+        );
         let guard = Guard::record(&self.reg, Resource::Netns(name.clone()))?;
-        let o = self.run(&self.tool("ip").args(["netns", "add", name.as_str()]), Duration::from_secs(10))?;
+        let o = self.run(
+            &self.tool("ip").args(["netns", "add", name.as_str()]),
+            Duration::from_secs(10),
+        )?;
         if !o.ok() {
-            return Err(io::Error::other(format!("ip netns add {name}: {}", o.digest(3))));
+            return Err(io::Error::other(format!(
+                "ip netns add {name}: {}",
+                o.digest(3)
+            )));
         }
-        let o = self.run(&self.tool("ip").args(["-n", name.as_str(), "link", "set", "lo", "up"]), Duration::from_secs(10))?;
+        let o = self.run(
+            &self
+                .tool("ip")
+                .args(["-n", name.as_str(), "link", "set", "lo", "up"]),
+            Duration::from_secs(10),
+        )?;
         if !o.ok() {
-            return Err(io::Error::other(format!("ip -n {name} link set lo up: {}", o.digest(3))));
+            return Err(io::Error::other(format!(
+                "ip -n {name} link set lo up: {}",
+                o.digest(3)
+            )));
         }
-        Ok(Netns { name, _guard: guard })
+        Ok(Netns {
+            name,
+            _guard: guard,
+        })
     }
 
     /// Can this machine create network namespaces? Tried once per run (and cleaned up).
@@ -220,38 +290,63 @@ impl Ctx {
 
     fn create_users(&self) -> Result<Arc<Users>, String> {
         let _admin = self.user_admin.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = self.tools.missing(&["useradd", "userdel", "groupadd", "groupdel", "chpasswd"]) {
+        if let Some(t) = self
+            .tools
+            .missing(&["useradd", "userdel", "groupadd", "groupdel", "chpasswd"])
+        {
             return Err(format!("{t} not installed"));
         }
         let wheel = self.reg.name("w");
-        self.admin_cmd(Resource::Group(wheel.clone()), self.tool("groupadd").arg(wheel.as_str()))?;
+        self.admin_cmd(
+            Resource::Group(wheel.clone()),
+            self.tool("groupadd").arg(wheel.as_str()),
+        )?;
         let member = self.create_user("u", Some(&wheel))?;
         let outsider = self.create_user("o", None)?;
-        Ok(Arc::new(Users { member, outsider, wheel }))
+        Ok(Arc::new(Users {
+            member,
+            outsider,
+            wheel,
+        }))
     }
 
     fn create_user(&self, suffix: &str, group: Option<&str>) -> Result<TestUser, String> {
         let name = self.reg.name(suffix);
         let home = self.reg.work.join("home").join(&name);
-        let mut cmd = self.tool("useradd").args(["-M", "-U", "-s", "/bin/sh", "-d"]).arg(home.to_string_lossy());
+        let mut cmd = self
+            .tool("useradd")
+            .args(["-M", "-U", "-s", "/bin/sh", "-d"])
+            .arg(home.to_string_lossy());
         if let Some(g) = group {
             cmd = cmd.args(["-G", g]);
         }
         // The user-private group carries the same name; journal it so a sweep removes it too.
-        self.reg.record(&Resource::Group(name.clone())).map_err(|e| e.to_string())?;
+        self.reg
+            .record(&Resource::Group(name.clone()))
+            .map_err(|e| e.to_string())?;
         self.admin_cmd(Resource::User(name.clone()), cmd.arg(name.as_str()))?;
-        let (uid, gid) = passwd_ids(&name).ok_or_else(|| format!("useradd {name} succeeded but {name} is not in /etc/passwd"))?;
+        let (uid, gid) = passwd_ids(&name)
+            .ok_or_else(|| format!("useradd {name} succeeded but {name} is not in /etc/passwd"))?;
         fs::create_dir_all(&home).map_err(|e| e.to_string())?;
         chown(&home, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
         fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
         let password = format!("Pzs-{}", random_hex(12));
         let o = self
-            .run(&self.tool("chpasswd").stdin(format!("{name}:{password}\n")), Duration::from_secs(10))
+            .run(
+                &self.tool("chpasswd").stdin(format!("{name}:{password}\n")),
+                Duration::from_secs(10),
+            )
             .map_err(|e| e.to_string())?;
         if !o.ok() {
             return Err(format!("chpasswd for {name}: {}", o.digest(3)));
         }
-        Ok(TestUser { name, uid, gid, home, password })
+        Ok(TestUser {
+            name,
+            uid,
+            gid,
+            home,
+            password,
+        })
     }
 
     /// Run useradd/groupadd under a run-long guard, retrying while another program holds the
@@ -260,9 +355,14 @@ impl Ctx {
         let guard = Guard::record(&self.reg, res).map_err(|e| e.to_string())?;
         let mut last = String::new();
         for _ in 0..40 {
-            let o = self.run(&cmd, Duration::from_secs(20)).map_err(|e| e.to_string())?;
+            let o = self
+                .run(&cmd, Duration::from_secs(20))
+                .map_err(|e| e.to_string())?;
             if o.ok() {
-                self.run_guards.lock().unwrap_or_else(|e| e.into_inner()).push(guard);
+                self.run_guards
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(guard);
                 return Ok(());
             }
             last = o.digest(3);
@@ -286,11 +386,19 @@ impl Ctx {
         fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
         let path = dir.join(format!("ssh_host_{kind}_key"));
-        let mut cmd = self.tool("ssh-keygen").args(["-q", "-t", kind, "-N", "", "-C"]).arg(format!("paranoid-sandbox-{}", self.run_id()));
+        let mut cmd = self
+            .tool("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", "", "-C"])
+            .arg(format!("paranoid-sandbox-{}", self.run_id()));
         if let Some(b) = bits {
             cmd = cmd.args(["-b".to_string(), b.to_string()]);
         }
-        let o = self.run(&cmd.arg("-f").arg(path.to_string_lossy()), Duration::from_secs(60)).map_err(|e| e.to_string())?;
+        let o = self
+            .run(
+                &cmd.arg("-f").arg(path.to_string_lossy()),
+                Duration::from_secs(60),
+            )
+            .map_err(|e| e.to_string())?;
         if !o.ok() {
             return Err(format!("ssh-keygen -t {kind}: {}", o.digest(3)));
         }
@@ -326,7 +434,8 @@ pub fn passwd_ids(name: &str) -> Option<(u32, u32)> {
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.first() == Some(&name) && f.len() > 3).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+        (f.first() == Some(&name) && f.len() > 3)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
     })
 }
 

@@ -55,7 +55,16 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(program: impl Into<String>) -> Self {
-        Cmd { program: program.into(), args: vec![], env: vec![], env_clear: false, stdin: None, user: None, netns: None, cwd: None }
+        Cmd {
+            program: program.into(),
+            args: vec![],
+            env: vec![],
+            env_clear: false,
+            stdin: None,
+            user: None,
+            netns: None,
+            cwd: None,
+        }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
@@ -100,10 +109,16 @@ impl Cmd {
             parts.push(format!("ip netns exec {ns}"));
         }
         if let Some((_, _, name)) = &self.user {
-            parts.push(format!("setpriv --reuid={name} --regid={name} --clear-groups"));
+            parts.push(format!(
+                "setpriv --reuid={name} --regid={name} --clear-groups"
+            ));
         }
-        let shown_env: Vec<String> =
-            self.env.iter().filter(|(k, _)| k != "PATH").map(|(k, v)| format!("{k}={}", quote(v))).collect();
+        let shown_env: Vec<String> = self
+            .env
+            .iter()
+            .filter(|(k, _)| k != "PATH")
+            .map(|(k, v)| format!("{k}={}", quote(v)))
+            .collect();
         if !shown_env.is_empty() {
             parts.push(format!("env {}", shown_env.join(" ")));
         }
@@ -117,7 +132,10 @@ impl Cmd {
         c.args(&self.args);
         if self.env_clear {
             c.env_clear();
-            c.env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into()));
+            c.env(
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
+            );
         }
         for (k, v) in &self.env {
             c.env(k, v);
@@ -134,7 +152,13 @@ impl Cmd {
 
     /// Spawn with the given stdio. In a network namespace the spawn happens on a short-lived
     /// thread that entered it, so the child (and only the child) lives there.
-    pub fn spawn(&self, run_id: &str, stdout: Stdio, stderr: Stdio, stdin: Stdio) -> io::Result<Child> {
+    pub fn spawn(
+        &self,
+        run_id: &str,
+        stdout: Stdio,
+        stderr: Stdio,
+        stdin: Stdio,
+    ) -> io::Result<Child> {
         let mut c = self.build(run_id);
         c.stdout(stdout).stderr(stderr).stdin(stdin);
         match &self.netns {
@@ -156,10 +180,16 @@ impl Cmd {
     /// Run to completion (or until `timeout`), capturing output.
     pub fn run(&self, run_id: &str, timeout: Duration, cancel: &Cancel) -> io::Result<Output> {
         let started = Instant::now();
-        let stdin = if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() };
-        let mut child = self.spawn(run_id, Stdio::piped(), Stdio::piped(), stdin).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot start `{}`: {e}", self.program))
-        })?;
+        let stdin = if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        let mut child = self
+            .spawn(run_id, Stdio::piped(), Stdio::piped(), stdin)
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start `{}`: {e}", self.program))
+            })?;
         if let (Some(data), Some(mut w)) = (self.stdin.clone(), child.stdin.take()) {
             std::thread::spawn(move || {
                 let _ = w.write_all(&data);
@@ -211,7 +241,10 @@ fn reader<R: Read + Send + 'static>(r: Option<R>) -> mpsc::Receiver<Vec<u8>> {
 
 /// Shell-style quoting for display.
 pub fn quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+^[]".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+^[]".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -255,12 +288,20 @@ impl Output {
     }
     /// The first line of either stream containing `needle`.
     pub fn line_with(&self, needle: &str) -> Option<String> {
-        self.all().lines().find(|l| l.contains(needle)).map(|l| l.trim().to_string())
+        self.all()
+            .lines()
+            .find(|l| l.contains(needle))
+            .map(|l| l.trim().to_string())
     }
     /// A short digest for evidence: rc plus the first few non-empty lines.
     pub fn digest(&self, max_lines: usize) -> String {
         let all = self.all();
-        let lines: Vec<&str> = all.lines().map(str::trim).filter(|l| !l.is_empty()).take(max_lines).collect();
+        let lines: Vec<&str> = all
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(max_lines)
+            .collect();
         if lines.is_empty() {
             self.rc()
         } else {
@@ -282,7 +323,11 @@ impl Daemon {
         let f = File::create(log)?;
         let f2 = f.try_clone()?;
         let child = cmd.spawn(run_id, Stdio::from(f), Stdio::from(f2), Stdio::null())?;
-        Ok(Daemon { name: cmd.program.clone(), child, log: log.to_path_buf() })
+        Ok(Daemon {
+            name: cmd.program.clone(),
+            child,
+            log: log.to_path_buf(),
+        })
     }
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -324,10 +369,15 @@ pub fn which(program: &str) -> Option<PathBuf> {
         return is_executable(&p).then_some(p);
     }
     let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(program)).find(|p| is_executable(p))
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(program))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }

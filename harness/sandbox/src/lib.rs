@@ -74,7 +74,11 @@ enum TaskKind {
 
 /// Run the wanted checks on every permutation. `on_done` is called as each check finishes
 /// (for progress output); the returned report holds everything, in input order.
-pub fn run(perms: &[Permutation], opts: &Options, on_done: &(dyn Fn(&Permutation, &CheckResult) + Sync)) -> Result<RunReport, SetupError> {
+pub fn run(
+    perms: &[Permutation],
+    opts: &Options,
+    on_done: &(dyn Fn(&Permutation, &CheckResult) + Sync),
+) -> Result<RunReport, SetupError> {
     let started = Instant::now();
     let state_dir = if sys::is_root() {
         opts.state_dir.clone()
@@ -82,9 +86,17 @@ pub fn run(perms: &[Permutation], opts: &Options, on_done: &(dyn Fn(&Permutation
         // Unprivileged: only checks that need no root can run; keep their scratch private.
         std::env::temp_dir().join(format!("paranoid-sandbox-{}", std::process::id()))
     };
-    let swept = if sys::is_root() { cleanup::sweep(&state_dir, &opts.cancel) } else { vec![] };
-    let reg = Registry::start(&state_dir)
-        .map_err(|e| SetupError::Environment(format!("cannot use the state directory {}: {e}", state_dir.display())))?;
+    let swept = if sys::is_root() {
+        cleanup::sweep(&state_dir, &opts.cancel)
+    } else {
+        vec![]
+    };
+    let reg = Registry::start(&state_dir).map_err(|e| {
+        SetupError::Environment(format!(
+            "cannot use the state directory {}: {e}",
+            state_dir.display()
+        ))
+    })?;
     let tools = Tools::detect(&reg.run_id, &opts.cancel);
     let ctx = Ctx::new(reg, opts.cancel.clone(), tools);
     let shared = SshShared::default();
@@ -97,7 +109,13 @@ pub fn run(perms: &[Permutation], opts: &Options, on_done: &(dyn Fn(&Permutation
             tasks.push_back((i, TaskKind::Ssh));
         }
     }
-    for c in [CheckId::Firewall, CheckId::NixDaemon, CheckId::Mounts, CheckId::Units, CheckId::Auditd] {
+    for c in [
+        CheckId::Firewall,
+        CheckId::NixDaemon,
+        CheckId::Mounts,
+        CheckId::Units,
+        CheckId::Auditd,
+    ] {
         if wants(c) {
             for (i, _) in perms.iter().enumerate() {
                 tasks.push_back((i, TaskKind::Single(c)));
@@ -134,7 +152,10 @@ pub fn run(perms: &[Permutation], opts: &Options, on_done: &(dyn Fn(&Permutation
                 });
                 for r in out {
                     on_done(p, &r);
-                    results.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, r));
                 }
             });
         }
@@ -148,7 +169,12 @@ pub fn run(perms: &[Permutation], opts: &Options, on_done: &(dyn Fn(&Permutation
         .zip(by_perm)
         .map(|(p, mut checks)| {
             checks.sort_by_key(|c| c.check);
-            PermutationReport { id: p.id.clone(), source: p.source.clone(), assertions: p.assertions(), checks }
+            PermutationReport {
+                id: p.id.clone(),
+                source: p.source.clone(),
+                assertions: p.assertions(),
+                checks,
+            }
         })
         .collect();
     let interrupted = ctx.cancel.is_cancelled();
@@ -173,14 +199,29 @@ pub fn run(perms: &[Permutation], opts: &Options, on_done: &(dyn Fn(&Permutation
 
 fn task_checks(kind: TaskKind, opts: &Options) -> Vec<CheckId> {
     match kind {
-        TaskKind::Ssh => [CheckId::Sshd, CheckId::SshAudit].into_iter().filter(|c| opts.checks.contains(c)).collect(),
+        TaskKind::Ssh => [CheckId::Sshd, CheckId::SshAudit]
+            .into_iter()
+            .filter(|c| opts.checks.contains(c))
+            .collect(),
         TaskKind::Single(c) => vec![c],
     }
 }
 
-fn run_task(ctx: &Ctx, shared: &SshShared, p: &Permutation, kind: TaskKind, opts: &Options) -> Vec<CheckResult> {
+fn run_task(
+    ctx: &Ctx,
+    shared: &SshShared,
+    p: &Permutation,
+    kind: TaskKind,
+    opts: &Options,
+) -> Vec<CheckResult> {
     match kind {
-        TaskKind::Ssh => checks::ssh::run(ctx, shared, p, opts.checks.contains(&CheckId::Sshd), opts.checks.contains(&CheckId::SshAudit)),
+        TaskKind::Ssh => checks::ssh::run(
+            ctx,
+            shared,
+            p,
+            opts.checks.contains(&CheckId::Sshd),
+            opts.checks.contains(&CheckId::SshAudit),
+        ),
         TaskKind::Single(CheckId::NixDaemon) => vec![checks::nix_daemon::run(ctx, p)],
         TaskKind::Single(CheckId::Mounts) => vec![checks::mounts::run(ctx, p)],
         TaskKind::Single(CheckId::Firewall) => vec![checks::firewall::run(ctx, p)],

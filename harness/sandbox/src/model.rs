@@ -126,7 +126,12 @@ pub struct Evidence {
 }
 
 impl Evidence {
-    pub fn step(what: impl Into<String>, command: impl Into<String>, output: impl Into<String>, ok: bool) -> Self {
+    pub fn step(
+        what: impl Into<String>,
+        command: impl Into<String>,
+        output: impl Into<String>,
+        ok: bool,
+    ) -> Self {
         Evidence {
             kind: EvidenceKind::Step,
             what: what.into(),
@@ -136,10 +141,22 @@ impl Evidence {
         }
     }
     pub fn adaptation(what: impl Into<String>) -> Self {
-        Evidence { kind: EvidenceKind::Adaptation, what: what.into(), command: None, output: None, ok: None }
+        Evidence {
+            kind: EvidenceKind::Adaptation,
+            what: what.into(),
+            command: None,
+            output: None,
+            ok: None,
+        }
     }
     pub fn note(what: impl Into<String>) -> Self {
-        Evidence { kind: EvidenceKind::Note, what: what.into(), command: None, output: None, ok: None }
+        Evidence {
+            kind: EvidenceKind::Note,
+            what: what.into(),
+            command: None,
+            output: None,
+            ok: None,
+        }
     }
     pub fn failed(&self) -> bool {
         self.ok == Some(false)
@@ -161,10 +178,24 @@ pub struct CheckResult {
 
 impl CheckResult {
     pub fn skipped(check: CheckId, kind: SkipKind, summary: impl Into<String>) -> Self {
-        CheckResult { check, status: Status::Skipped, summary: summary.into(), skip_kind: Some(kind), duration_ms: 0, evidence: vec![] }
+        CheckResult {
+            check,
+            status: Status::Skipped,
+            summary: summary.into(),
+            skip_kind: Some(kind),
+            duration_ms: 0,
+            evidence: vec![],
+        }
     }
     pub fn not_applicable(check: CheckId, summary: impl Into<String>) -> Self {
-        CheckResult { check, status: Status::NotApplicable, summary: summary.into(), skip_kind: None, duration_ms: 0, evidence: vec![] }
+        CheckResult {
+            check,
+            status: Status::NotApplicable,
+            summary: summary.into(),
+            skip_kind: None,
+            duration_ms: 0,
+            evidence: vec![],
+        }
     }
 }
 
@@ -178,10 +209,20 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(check: CheckId) -> Self {
-        Recorder { check, evidence: vec![], failures: vec![] }
+        Recorder {
+            check,
+            evidence: vec![],
+            failures: vec![],
+        }
     }
     /// Record a step; a failed one also becomes part of the summary.
-    pub fn step(&mut self, what: impl Into<String>, command: impl Into<String>, output: impl Into<String>, ok: bool) -> bool {
+    pub fn step(
+        &mut self,
+        what: impl Into<String>,
+        command: impl Into<String>,
+        output: impl Into<String>,
+        ok: bool,
+    ) -> bool {
         let e = Evidence::step(what, command, output, ok);
         if !ok {
             self.failures.push(e.what.clone());
@@ -199,7 +240,13 @@ impl Recorder {
     pub fn fail(&mut self, what: impl Into<String>, detail: impl Into<String>) {
         let what = what.into();
         self.failures.push(what.clone());
-        self.evidence.push(Evidence { kind: EvidenceKind::Step, what, command: None, output: Some(detail.into()), ok: Some(false) });
+        self.evidence.push(Evidence {
+            kind: EvidenceKind::Step,
+            what,
+            command: None,
+            output: Some(detail.into()),
+            ok: Some(false),
+        });
     }
     pub fn has_failures(&self) -> bool {
         !self.failures.is_empty()
@@ -209,13 +256,26 @@ impl Recorder {
             (Status::Pass, pass_summary.into())
         } else {
             let n = self.failures.len();
-            let mut s = self.failures.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+            let mut s = self
+                .failures
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ");
             if n > 3 {
                 s.push_str(&format!("; and {} more", n - 3));
             }
             (Status::Fail, s)
         };
-        CheckResult { check: self.check, status, summary, skip_kind: None, duration_ms, evidence: self.evidence }
+        CheckResult {
+            check: self.check,
+            status,
+            summary,
+            skip_kind: None,
+            duration_ms,
+            evidence: self.evidence,
+        }
     }
 }
 
@@ -289,7 +349,12 @@ impl RunReport {
 
     /// The kind of the first skip, which decides the exit code when skips are not allowed.
     pub fn first_skip(&self) -> Option<SkipKind> {
-        let skips: Vec<SkipKind> = self.permutations.iter().flat_map(|p| &p.checks).filter_map(|c| c.skip_kind).collect();
+        let skips: Vec<SkipKind> = self
+            .permutations
+            .iter()
+            .flat_map(|p| &p.checks)
+            .filter_map(|c| c.skip_kind)
+            .collect();
         if skips.contains(&SkipKind::MissingTool) {
             Some(SkipKind::MissingTool)
         } else {

@@ -36,7 +36,9 @@ pub enum Reach {
 impl Reach {
     pub fn describe(&self) -> String {
         match self {
-            Reach::Open(b) if b.is_empty() => "connected, then closed by the peer without data".into(),
+            Reach::Open(b) if b.is_empty() => {
+                "connected, then closed by the peer without data".into()
+            }
             Reach::Open(b) => format!("connected, peer sent {:?}", b.trim()),
             Reach::Silent => "connected, but the peer sent nothing yet".into(),
             Reach::TimedOut => "no answer (timed out): dropped".into(),
@@ -46,7 +48,12 @@ impl Reach {
 }
 
 /// Connect from inside `ns` to `addr`, reading whatever the peer sends within `read_for`.
-pub fn tcp_probe(ns: &str, addr: SocketAddr, timeout: Duration, read_for: Duration) -> io::Result<Reach> {
+pub fn tcp_probe(
+    ns: &str,
+    addr: SocketAddr,
+    timeout: Duration,
+    read_for: Duration,
+) -> io::Result<Reach> {
     in_netns(ns, move || {
         Ok(match TcpStream::connect_timeout(&addr, timeout) {
             Ok(mut s) => {
@@ -54,12 +61,21 @@ pub fn tcp_probe(ns: &str, addr: SocketAddr, timeout: Duration, read_for: Durati
                 let mut buf = [0u8; 128];
                 match s.read(&mut buf) {
                     Ok(n) => Reach::Open(String::from_utf8_lossy(&buf[..n]).into_owned()),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => Reach::Silent,
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            || e.kind() == io::ErrorKind::TimedOut =>
+                    {
+                        Reach::Silent
+                    }
                     // A reset after connecting: the peer hung up.
                     Err(_) => Reach::Open(String::new()),
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => Reach::TimedOut,
+            Err(e)
+                if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock =>
+            {
+                Reach::TimedOut
+            }
             Err(e) => Reach::Refused(e.to_string()),
         })
     })
@@ -69,7 +85,12 @@ pub fn tcp_probe(ns: &str, addr: SocketAddr, timeout: Duration, read_for: Durati
 pub fn wait_listening(ns: &str, addr: SocketAddr, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        if let Ok(Reach::Open(_) | Reach::Silent) = tcp_probe(ns, addr, Duration::from_millis(200), Duration::from_millis(1)) {
+        if let Ok(Reach::Open(_) | Reach::Silent) = tcp_probe(
+            ns,
+            addr,
+            Duration::from_millis(200),
+            Duration::from_millis(1),
+        ) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(10));

@@ -33,11 +33,19 @@ impl Permutation {
             .get("rendered")
             .and_then(|r| r.get("units"))
             .and_then(Value::as_object)
-            .map(|o| o.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
             .unwrap_or_default()
     }
     pub fn mounts(&self) -> Vec<Mount> {
-        self.projection.get("mounts").and_then(Value::as_array).map(|a| a.iter().filter_map(Mount::from_json).collect()).unwrap_or_default()
+        self.projection
+            .get("mounts")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Mount::from_json).collect())
+            .unwrap_or_default()
     }
     pub fn persisted_files(&self) -> Vec<(String, String)> {
         self.projection
@@ -45,7 +53,12 @@ impl Permutation {
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
-                    .filter_map(|f| Some((f.get("filePath")?.as_str()?.to_string(), f.get("persistentStoragePath")?.as_str()?.to_string())))
+                    .filter_map(|f| {
+                        Some((
+                            f.get("filePath")?.as_str()?.to_string(),
+                            f.get("persistentStoragePath")?.as_str()?.to_string(),
+                        ))
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -55,7 +68,9 @@ impl Permutation {
     }
     /// The services given a paranoid sandbox preset: (unit name, preset).
     pub fn sandbox_presets(&self) -> Vec<(String, String)> {
-        let Some(knobs) = self.projection.get("knobs").and_then(Value::as_object) else { return vec![] };
+        let Some(knobs) = self.projection.get("knobs").and_then(Value::as_object) else {
+            return vec![];
+        };
         knobs
             .iter()
             .filter_map(|(k, v)| {
@@ -68,12 +83,24 @@ impl Permutation {
 
 /// A list of strings from a JSON array (anything else reads as empty).
 pub fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A u16 list (ports) from a JSON array.
 pub fn ports(v: Option<&Value>) -> Vec<u16> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_u64().and_then(|p| u16::try_from(p).ok())).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_u64().and_then(|p| u16::try_from(p).ok()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// One entry of `mounts`.
@@ -93,10 +120,21 @@ impl Mount {
         Some(Mount {
             mount_point: v.get("mountPoint")?.as_str()?.to_string(),
             device: v.get("device").and_then(Value::as_str).map(str::to_string),
-            fs_type: v.get("fsType").and_then(Value::as_str).unwrap_or("auto").to_string(),
+            fs_type: v
+                .get("fsType")
+                .and_then(Value::as_str)
+                .unwrap_or("auto")
+                .to_string(),
             options: strings(v.get("options")),
-            needed_for_boot: v.get("neededForBoot").and_then(Value::as_bool).unwrap_or(false),
-            origin: v.get("origin").and_then(Value::as_str).unwrap_or("fileSystems").to_string(),
+            needed_for_boot: v
+                .get("neededForBoot")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            origin: v
+                .get("origin")
+                .and_then(Value::as_str)
+                .unwrap_or("fileSystems")
+                .to_string(),
         })
     }
 }
@@ -106,7 +144,9 @@ impl Mount {
 /// out of them is refused.
 pub fn safe_abs_path(p: &str) -> Result<&str, String> {
     if !p.starts_with('/') || p.contains('\0') || p.split('/').any(|c| c == "..") {
-        return Err(format!("refusing path {p:?} from the projection: it must be absolute and free of `..`"));
+        return Err(format!(
+            "refusing path {p:?} from the projection: it must be absolute and free of `..`"
+        ));
     }
     Ok(p)
 }

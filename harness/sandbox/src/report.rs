@@ -5,21 +5,45 @@ use std::fmt::Write;
 
 /// Stable JSON (schema 1, docs/sandbox.md).
 pub fn json(r: &RunReport) -> String {
-    serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\": \"cannot serialize the report: {e}\"}}"))
+    serde_json::to_string_pretty(r)
+        .unwrap_or_else(|e| format!("{{\"error\": \"cannot serialize the report: {e}\"}}"))
 }
 
 /// Short and scannable: one line per check; evidence only for failures (or with `verbose`).
 pub fn human(r: &RunReport, verbose: bool) -> String {
     let mut s = String::new();
     let tools: Vec<String> = r.tools.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    let _ = writeln!(s, "paranoid-harness sandbox: run {} ({} jobs) — {}", r.run_id, r.jobs, tools.join(", "));
+    let _ = writeln!(
+        s,
+        "paranoid-harness sandbox: run {} ({} jobs) — {}",
+        r.run_id,
+        r.jobs,
+        tools.join(", ")
+    );
     for p in &r.permutations {
-        let _ = writeln!(s, "\n{} [{}] {}", p.id, p.status().name().to_uppercase(), p.source);
+        let _ = writeln!(
+            s,
+            "\n{} [{}] {}",
+            p.id,
+            p.status().name().to_uppercase(),
+            p.source
+        );
         for a in &p.assertions {
-            let _ = writeln!(s, "  ! failed NixOS assertion: {}", a.lines().next().unwrap_or(a));
+            let _ = writeln!(
+                s,
+                "  ! failed NixOS assertion: {}",
+                a.lines().next().unwrap_or(a)
+            );
         }
         for c in &p.checks {
-            let _ = writeln!(s, "  {:<14} {:<14} {:>6} ms  {}", c.check.name(), c.status.name(), c.duration_ms, c.summary);
+            let _ = writeln!(
+                s,
+                "  {:<14} {:<14} {:>6} ms  {}",
+                c.check.name(),
+                c.status.name(),
+                c.duration_ms,
+                c.summary
+            );
             if c.status == Status::Fail || verbose {
                 for e in &c.evidence {
                     let mark = match (e.kind, e.ok) {
@@ -53,7 +77,11 @@ pub fn human(r: &RunReport, verbose: bool) -> String {
         c.skipped,
         c.not_applicable,
         r.duration_ms as f64 / 1000.0,
-        if r.interrupted { " (INTERRUPTED: partial results)" } else { "" }
+        if r.interrupted {
+            " (INTERRUPTED: partial results)"
+        } else {
+            ""
+        }
     );
     for w in &r.swept {
         let _ = writeln!(s, "swept leftover of a killed run: {w}");

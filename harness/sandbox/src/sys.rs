@@ -12,7 +12,13 @@ use std::path::Path;
 extern "C" {
     fn setns(fd: c_int, nstype: c_int) -> c_int;
     fn unshare(flags: c_int) -> c_int;
-    fn mount(source: *const c_char, target: *const c_char, fstype: *const c_char, flags: c_ulong, data: *const c_void) -> c_int;
+    fn mount(
+        source: *const c_char,
+        target: *const c_char,
+        fstype: *const c_char,
+        flags: c_ulong,
+        data: *const c_void,
+    ) -> c_int;
     fn flock(fd: c_int, operation: c_int) -> c_int;
     fn kill(pid: c_int, sig: c_int) -> c_int;
     fn geteuid() -> u32;
@@ -58,7 +64,15 @@ pub fn private_mount_namespace() -> io::Result<()> {
     check(unsafe { unshare(CLONE_NEWNS) })?;
     let root = CString::new("/").unwrap();
     // SAFETY: valid C strings / nulls as mount(2) documents for a propagation change.
-    check(unsafe { mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), MS_REC | MS_PRIVATE, std::ptr::null()) })
+    check(unsafe {
+        mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            MS_REC | MS_PRIVATE,
+            std::ptr::null(),
+        )
+    })
 }
 
 /// Try to take an exclusive lock without waiting. Ok(true): taken (held while `file` lives).
@@ -79,7 +93,10 @@ pub fn try_lock(file: &File) -> io::Result<bool> {
 /// Send `sig` to one process (never a group: pid must be > 0).
 pub fn signal_pid(pid: u32, sig: c_int) -> io::Result<()> {
     if pid == 0 || pid > i32::MAX as u32 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to signal pid 0 or a process group"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing to signal pid 0 or a process group",
+        ));
     }
     // SAFETY: positive pid, valid signal number.
     check(unsafe { kill(pid as c_int, sig) })

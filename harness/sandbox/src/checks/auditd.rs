@@ -16,11 +16,20 @@ const TOOLS: &[&str] = &["auditctl", "ausearch", "auditd"];
 
 /// (enabled, pid, rules) as auditctl reports them.
 fn state(ctx: &Ctx) -> Result<(u8, u32, String), String> {
-    let s = ctx.run(&ctx.tool("auditctl").arg("-s"), Duration::from_secs(10)).map_err(|e| e.to_string())?;
-    let field = |k: &str| s.stdout.lines().find_map(|l| l.strip_prefix(&format!("{k} "))).and_then(|v| v.trim().parse::<u32>().ok());
+    let s = ctx
+        .run(&ctx.tool("auditctl").arg("-s"), Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let field = |k: &str| {
+        s.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} ")))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+    };
     let enabled = field("enabled").ok_or_else(|| format!("auditctl -s: {}", s.digest(2)))? as u8;
     let pid = field("pid").unwrap_or(0);
-    let l = ctx.run(&ctx.tool("auditctl").arg("-l"), Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let l = ctx
+        .run(&ctx.tool("auditctl").arg("-l"), Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
     Ok((enabled, pid, l.stdout.trim().to_string()))
 }
 
@@ -33,13 +42,20 @@ pub fn scoped_rules(rules: &[String], uid: u32, key: &str) -> Vec<String> {
             let mut toks: Vec<String> = vec![];
             let mut it = r.split_whitespace().peekable();
             while let Some(t) = it.next() {
-                if t == "-k" || t == "-F" && it.peek().map(|n| n.starts_with("key=")).unwrap_or(false) {
+                if t == "-k"
+                    || t == "-F" && it.peek().map(|n| n.starts_with("key=")).unwrap_or(false)
+                {
                     it.next();
                     continue;
                 }
                 toks.push(t.to_string());
             }
-            toks.extend(["-F".to_string(), format!("uid={uid}"), "-k".to_string(), key.to_string()]);
+            toks.extend([
+                "-F".to_string(),
+                format!("uid={uid}"),
+                "-k".to_string(),
+                key.to_string(),
+            ]);
             toks.join(" ")
         })
         .collect()
@@ -84,22 +100,42 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
     }
     let rules = strings(p.option("security.audit.rules"));
     if !rules.iter().any(|r| r.contains("execve")) {
-        return CheckResult::not_applicable(id, "no execve rule in security.audit.rules (paranoid.audit.execve is off)");
+        return CheckResult::not_applicable(
+            id,
+            "no execve rule in security.audit.rules (paranoid.audit.execve is off)",
+        );
     }
-    if let Some(mut r) = needs_root(&[id], "loads audit rules into the kernel and runs a private auditd") {
+    if let Some(mut r) = needs_root(
+        &[id],
+        "loads audit rules into the kernel and runs a private auditd",
+    ) {
         return r.remove(0);
     }
     if let Some(t) = ctx.tools.missing(TOOLS) {
-        return CheckResult::skipped(id, SkipKind::MissingTool, format!("{t} not installed (apt-get install {})", package_of(&t)));
+        return CheckResult::skipped(
+            id,
+            SkipKind::MissingTool,
+            format!("{t} not installed (apt-get install {})", package_of(&t)),
+        );
     }
     // Audit state is global: one auditd check at a time in this run.
     let _global = ctx.global.lock().unwrap_or_else(|e| e.into_inner());
     let before = match state(ctx) {
         Ok(s) => s,
-        Err(e) => return CheckResult::skipped(id, SkipKind::Environment, format!("cannot read the audit state: {e}")),
+        Err(e) => {
+            return CheckResult::skipped(
+                id,
+                SkipKind::Environment,
+                format!("cannot read the audit state: {e}"),
+            )
+        }
     };
     if before.0 == 2 {
-        return CheckResult::skipped(id, SkipKind::Environment, "the kernel's audit rules are locked (enabled 2) until reboot");
+        return CheckResult::skipped(
+            id,
+            SkipKind::Environment,
+            "the kernel's audit rules are locked (enabled 2) until reboot",
+        );
     }
     if before.1 != 0 {
         return CheckResult::skipped(
@@ -109,7 +145,15 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
         );
     }
     let mut rec = Recorder::new(id);
-    rec.note(format!("audit state before: enabled {}, rules: {}", before.0, if before.2.is_empty() { "none".into() } else { before.2.replace('\n', " | ") }));
+    rec.note(format!(
+        "audit state before: enabled {}, rules: {}",
+        before.0,
+        if before.2.is_empty() {
+            "none".into()
+        } else {
+            before.2.replace('\n', " | ")
+        }
+    ));
     if p.knob_bool("audit.immutable") {
         rec.note("audit.immutable renders `-e 2`; never loaded here (it would lock the kernel's rules until reboot)");
     }
@@ -124,28 +168,52 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
             rec.step(
                 "the previous audit state is restored exactly (enabled flag, rules)",
                 "auditctl -s; auditctl -l",
-                format!("enabled {} (was {}); rules: {}", after.0, before.0, if after.2 == before.2 { "unchanged".into() } else { after.2.replace('\n', " | ") }),
+                format!(
+                    "enabled {} (was {}); rules: {}",
+                    after.0,
+                    before.0,
+                    if after.2 == before.2 {
+                        "unchanged".into()
+                    } else {
+                        after.2.replace('\n', " | ")
+                    }
+                ),
                 ok,
             );
         }
         Err(e) => rec.fail("cannot read the audit state after the check", e),
     }
-    rec.finish("the uid-scoped execve rule recorded the throwaway user's exec", elapsed_ms(started))
+    rec.finish(
+        "the uid-scoped execve rule recorded the throwaway user's exec",
+        elapsed_ms(started),
+    )
 }
 
-fn run_inner(ctx: &Ctx, rules: &[String], enabled_before: u8, rec: &mut Recorder) -> Result<(), String> {
+fn run_inner(
+    ctx: &Ctx,
+    rules: &[String],
+    enabled_before: u8,
+    rec: &mut Recorder,
+) -> Result<(), String> {
     let users = ctx.users()?;
     let scratch = ctx.scratch("auditd").map_err(|e| e.to_string())?;
     let log = scratch.path("audit.log");
     let plugins = scratch.path("plugins.d");
     std::fs::create_dir_all(&plugins).map_err(|e| e.to_string())?;
-    let conf = AUDITD_CONF.replace("@LOG@", &log.to_string_lossy()).replace("@PLUGINS@", &plugins.to_string_lossy());
+    let conf = AUDITD_CONF
+        .replace("@LOG@", &log.to_string_lossy())
+        .replace("@PLUGINS@", &plugins.to_string_lossy());
     write_file(&scratch.path("auditd.conf"), conf, 0o640).map_err(|e| e.to_string())?;
 
     // The enabled flag comes back whatever happens (the guard, or the next run's sweep).
-    let enabled_guard = Guard::record(&ctx.reg, Resource::AuditEnabled(enabled_before)).map_err(|e| e.to_string())?;
-    let d = ctx.tool("auditd").args(["-n", "-c"]).arg(scratch.dir.to_string_lossy());
-    let mut daemon = Daemon::start(&d, ctx.run_id(), &scratch.path("auditd.out")).map_err(|e| e.to_string())?;
+    let enabled_guard = Guard::record(&ctx.reg, Resource::AuditEnabled(enabled_before))
+        .map_err(|e| e.to_string())?;
+    let d = ctx
+        .tool("auditd")
+        .args(["-n", "-c"])
+        .arg(scratch.dir.to_string_lossy());
+    let mut daemon =
+        Daemon::start(&d, ctx.run_id(), &scratch.path("auditd.out")).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut pid = 0;
     while Instant::now() < deadline && daemon.alive() {
@@ -156,29 +224,68 @@ fn run_inner(ctx: &Ctx, rules: &[String], enabled_before: u8, rec: &mut Recorder
         std::thread::sleep(Duration::from_millis(20));
     }
     if pid != daemon.pid() {
-        return Err(format!("auditd did not register with the kernel: {}", daemon.log_text().lines().last().unwrap_or("")));
+        return Err(format!(
+            "auditd did not register with the kernel: {}",
+            daemon.log_text().lines().last().unwrap_or("")
+        ));
     }
-    rec.note(format!("private auditd (pid {pid}) logging to {}", log.display()));
+    rec.note(format!(
+        "private auditd (pid {pid}) logging to {}",
+        log.display()
+    ));
 
-    let key = format!("{}{}_{}", crate::cleanup::NAME_PREFIX, ctx.run_id(), crate::context::random_hex(4));
+    let key = format!(
+        "{}{}_{}",
+        crate::cleanup::NAME_PREFIX,
+        ctx.run_id(),
+        crate::context::random_hex(4)
+    );
     let scoped = scoped_rules(rules, users.member.uid, &key);
     let mut rule_guards = vec![];
     for r in &scoped {
-        rule_guards.push(Guard::record(&ctx.reg, Resource::AuditRule(r.clone())).map_err(|e| e.to_string())?);
+        rule_guards.push(
+            Guard::record(&ctx.reg, Resource::AuditRule(r.clone())).map_err(|e| e.to_string())?,
+        );
         let c = ctx.tool("auditctl").args(r.split_whitespace());
-        let o = ctx.run(&c, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-        rec.step("load a uid-scoped copy of the execve rule", c.display(), o.digest(2), o.ok());
+        let o = ctx
+            .run(&c, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        rec.step(
+            "load a uid-scoped copy of the execve rule",
+            c.display(),
+            o.digest(2),
+            o.ok(),
+        );
     }
     let marker = format!("pzs-audit-{}", crate::context::random_hex(8));
-    let exec = Cmd::new("/bin/true").arg(marker.as_str()).as_user(users.member.uid, users.member.gid, &users.member.name);
-    let o = ctx.run(&exec, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-    rec.step(format!("run a binary as {}", users.member.name), exec.display(), o.rc(), o.ok());
-    let search = ctx.tool("ausearch").args(["-i", "--input"]).arg(log.to_string_lossy()).args(["-k", key.as_str()]);
+    let exec = Cmd::new("/bin/true").arg(marker.as_str()).as_user(
+        users.member.uid,
+        users.member.gid,
+        &users.member.name,
+    );
+    let o = ctx
+        .run(&exec, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    rec.step(
+        format!("run a binary as {}", users.member.name),
+        exec.display(),
+        o.rc(),
+        o.ok(),
+    );
+    let search = ctx
+        .tool("ausearch")
+        .args(["-i", "--input"])
+        .arg(log.to_string_lossy())
+        .args(["-k", key.as_str()]);
     let mut found = None;
     let until = Instant::now() + Duration::from_secs(5);
     while found.is_none() && Instant::now() < until {
         if let Ok(o) = ctx.run(&search, Duration::from_secs(10)) {
-            found = o.stdout.lines().find(|l| l.contains("type=EXECVE") && l.contains(&marker)).map(|l| l.trim().to_string());
+            found = o
+                .stdout
+                .lines()
+                .find(|l| l.contains("type=EXECVE") && l.contains(&marker))
+                .map(|l| l.trim().to_string());
         }
         if found.is_none() {
             std::thread::sleep(Duration::from_millis(50));
@@ -187,7 +294,9 @@ fn run_inner(ctx: &Ctx, rules: &[String], enabled_before: u8, rec: &mut Recorder
     rec.step(
         format!("ausearch -k finds the exec of /bin/true {marker}"),
         search.display(),
-        found.clone().unwrap_or_else(|| "no EXECVE record with the marker".into()),
+        found
+            .clone()
+            .unwrap_or_else(|| "no EXECVE record with the marker".into()),
         found.is_some(),
     );
     for g in rule_guards.into_iter().rev() {
@@ -209,7 +318,17 @@ mod tests {
 
     #[test]
     fn rules_are_scoped_to_the_uid_and_rekeyed() {
-        let r = scoped_rules(&["-a always,exit -F arch=b64 -S execve -S execveat -k exec".into(), "-w /etc -p wa".into()], 1234, "pzsK");
-        assert_eq!(r, vec!["-a always,exit -F arch=b64 -S execve -S execveat -F uid=1234 -k pzsK"]);
+        let r = scoped_rules(
+            &[
+                "-a always,exit -F arch=b64 -S execve -S execveat -k exec".into(),
+                "-w /etc -p wa".into(),
+            ],
+            1234,
+            "pzsK",
+        );
+        assert_eq!(
+            r,
+            vec!["-a always,exit -F arch=b64 -S execve -S execveat -F uid=1234 -k pzsK"]
+        );
     }
 }

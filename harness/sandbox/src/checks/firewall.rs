@@ -59,49 +59,113 @@ pub fn first_host(cidr: &str) -> Option<IpAddr> {
 
 fn expectations(p: &Permutation, rec: &mut Recorder, vpn: Option<&str>) -> Vec<Expect> {
     let mut out: Vec<Expect> = vec![];
-    let sshd = p.option("services.openssh.enable").and_then(|v| v.as_bool()).unwrap_or(false);
-    let ssh_ports = if sshd { ports(p.option("services.openssh.ports")) } else { vec![] };
+    let sshd = p
+        .option("services.openssh.enable")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let ssh_ports = if sshd {
+        ports(p.option("services.openssh.ports"))
+    } else {
+        vec![]
+    };
     let only_vpn = p.knob_bool("vpn.sshOnlyOverVpn");
     let global_tcp = ports(p.option("networking.firewall.allowedTCPPorts"));
     let global_udp = ports(p.option("networking.firewall.allowedUDPPorts"));
     // Promises first; a port the config opens that a promise closes stays expected closed.
     if only_vpn && vpn.is_some() {
         for port in &ssh_ports {
-            out.push(Expect { side: Side::Public, proto: Proto::Tcp, port: *port, open: false, why: "SSH only over the VPN (vpn.sshOnlyOverVpn)".into() });
-            out.push(Expect { side: Side::Vpn, proto: Proto::Tcp, port: *port, open: true, why: "SSH over the VPN interface".into() });
+            out.push(Expect {
+                side: Side::Public,
+                proto: Proto::Tcp,
+                port: *port,
+                open: false,
+                why: "SSH only over the VPN (vpn.sshOnlyOverVpn)".into(),
+            });
+            out.push(Expect {
+                side: Side::Vpn,
+                proto: Proto::Tcp,
+                port: *port,
+                open: true,
+                why: "SSH over the VPN interface".into(),
+            });
         }
     }
-    let promised_closed: BTreeSet<(Side, u16)> = out.iter().filter(|e| !e.open).map(|e| (e.side, e.port)).collect();
+    let promised_closed: BTreeSet<(Side, u16)> = out
+        .iter()
+        .filter(|e| !e.open)
+        .map(|e| (e.side, e.port))
+        .collect();
     for port in &global_tcp {
         if promised_closed.contains(&(Side::Public, *port)) {
             rec.note(format!("tcp/{port} is in networking.firewall.allowedTCPPorts but the promise above keeps it closed"));
             continue;
         }
-        out.push(Expect { side: Side::Public, proto: Proto::Tcp, port: *port, open: true, why: "opened by networking.firewall.allowedTCPPorts".into() });
+        out.push(Expect {
+            side: Side::Public,
+            proto: Proto::Tcp,
+            port: *port,
+            open: true,
+            why: "opened by networking.firewall.allowedTCPPorts".into(),
+        });
     }
     for port in &global_udp {
-        out.push(Expect { side: Side::Public, proto: Proto::Udp, port: *port, open: true, why: "opened by networking.firewall.allowedUDPPorts".into() });
+        out.push(Expect {
+            side: Side::Public,
+            proto: Proto::Udp,
+            port: *port,
+            open: true,
+            why: "opened by networking.firewall.allowedUDPPorts".into(),
+        });
     }
-    if let (Some(ifname), Some(ifs)) = (vpn, p.option("networking.firewall.interfaces").and_then(|v| v.as_object())) {
+    if let (Some(ifname), Some(ifs)) = (
+        vpn,
+        p.option("networking.firewall.interfaces")
+            .and_then(|v| v.as_object()),
+    ) {
         for (name, cfg) in ifs {
             if name != ifname {
                 rec.note(format!("ports opened on interface {name} not probed (only the public side and {ifname} exist here)"));
                 continue;
             }
             for port in ports(cfg.get("allowedTCPPorts")) {
-                if !out.iter().any(|e| e.side == Side::Vpn && e.proto == Proto::Tcp && e.port == port) {
-                    out.push(Expect { side: Side::Vpn, proto: Proto::Tcp, port, open: true, why: format!("opened on {name}") });
+                if !out
+                    .iter()
+                    .any(|e| e.side == Side::Vpn && e.proto == Proto::Tcp && e.port == port)
+                {
+                    out.push(Expect {
+                        side: Side::Vpn,
+                        proto: Proto::Tcp,
+                        port,
+                        open: true,
+                        why: format!("opened on {name}"),
+                    });
                 }
             }
             for port in ports(cfg.get("allowedUDPPorts")) {
-                out.push(Expect { side: Side::Vpn, proto: Proto::Udp, port, open: true, why: format!("opened on {name}") });
+                out.push(Expect {
+                    side: Side::Vpn,
+                    proto: Proto::Udp,
+                    port,
+                    open: true,
+                    why: format!("opened on {name}"),
+                });
             }
         }
     }
     // Input policy drop: a port nothing opens.
-    let used: BTreeSet<u16> = out.iter().map(|e| e.port).chain(ssh_ports.iter().copied()).collect();
+    let used: BTreeSet<u16> = out
+        .iter()
+        .map(|e| e.port)
+        .chain(ssh_ports.iter().copied())
+        .collect();
     let canary = (9000..10000).find(|p| !used.contains(p)).unwrap_or(9999);
-    out.push(Expect { side: Side::Public, proto: Proto::Tcp, port: canary, open: false, why: "nothing opens it (input policy drop)".into() });
+    out.push(Expect {
+        side: Side::Public,
+        proto: Proto::Tcp,
+        port: canary,
+        open: false,
+        why: "nothing opens it (input policy drop)".into(),
+    });
     out
 }
 
@@ -110,7 +174,10 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
     let id = CheckId::Firewall;
     let fw_knob = p.knob_bool("firewall.enable");
     let Some(ruleset) = p.rendered("nftables") else {
-        let fw_on = p.option("networking.firewall.enable").and_then(|v| v.as_bool()).unwrap_or(false);
+        let fw_on = p
+            .option("networking.firewall.enable")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         return if fw_knob && fw_on {
             CheckResult::skipped(
                 id,
@@ -126,29 +193,48 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
             CheckResult::not_applicable(id, "no packet filter in this configuration")
         };
     };
-    if let Some(mut r) = needs_root(&[id], "creates network namespaces and loads nftables rules in them") {
+    if let Some(mut r) = needs_root(
+        &[id],
+        "creates network namespaces and loads nftables rules in them",
+    ) {
         return r.remove(0);
     }
     if let Some(t) = ctx.tools.missing(TOOLS) {
-        return CheckResult::skipped(id, SkipKind::MissingTool, format!("{t} not installed (apt-get install {})", package_of(&t)));
+        return CheckResult::skipped(
+            id,
+            SkipKind::MissingTool,
+            format!("{t} not installed (apt-get install {})", package_of(&t)),
+        );
     }
     if let Err(e) = ctx.netns_available() {
-        return CheckResult::skipped(id, SkipKind::Environment, format!("needs network namespaces (the ruleset is loaded into a private one): {e}"));
+        return CheckResult::skipped(
+            id,
+            SkipKind::Environment,
+            format!("needs network namespaces (the ruleset is loaded into a private one): {e}"),
+        );
     }
     let mut rec = Recorder::new(id);
     if let Err(e) = run_inner(ctx, p, ruleset, &mut rec) {
         rec.fail("could not run the firewall check", e);
     }
-    rec.finish("the loaded ruleset drops, admits and rejects as promised", elapsed_ms(started))
+    rec.finish(
+        "the loaded ruleset drops, admits and rejects as promised",
+        elapsed_ms(started),
+    )
 }
 
 fn ip(ctx: &Ctx, rec: &mut Recorder, args: &[&str]) -> Result<(), String> {
     let c = ctx.tool("ip").args(args.iter().copied());
-    let o = ctx.run(&c, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let o = ctx
+        .run(&c, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
     if o.ok() {
         Ok(())
     } else {
-        rec.fail("network setup failed", format!("`{}`: {}", c.display(), o.digest(3)));
+        rec.fail(
+            "network setup failed",
+            format!("`{}`: {}", c.display(), o.digest(3)),
+        );
         Err(format!("`{}`: {}", c.display(), o.digest(3)))
     }
 }
@@ -162,33 +248,133 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
     let (s, c) = (srv.name.as_str(), cli.name.as_str());
 
     // Static: nft's own parser and the kernel's validation, nothing loaded.
-    let check = ctx.tool("nft").in_netns(s).args(["-c", "-f"]).arg(file.to_string_lossy());
-    let o = ctx.run(&check, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-    if !rec.step("nft -c accepts the rendered ruleset", check.display(), o.digest(4), o.ok()) {
+    let check = ctx
+        .tool("nft")
+        .in_netns(s)
+        .args(["-c", "-f"])
+        .arg(file.to_string_lossy());
+    let o = ctx
+        .run(&check, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    if !rec.step(
+        "nft -c accepts the rendered ruleset",
+        check.display(),
+        o.digest(4),
+        o.ok(),
+    ) {
         return Ok(());
     }
 
     let vpn_on = p.knob_bool("vpn.tailscale.enable") || p.knob_bool("vpn.sshOnlyOverVpn");
-    let vpn_if = vpn_on.then(|| p.knob_str("vpn.interface").unwrap_or("tailscale0").to_string());
-    ip(ctx, rec, &["-n", s, "link", "add", "pub0", "type", "veth", "peer", "name", "pub-c", "netns", c])?;
-    ip(ctx, rec, &["-n", s, "addr", "add", &format!("{SRV_PUB}/24"), "dev", "pub0"])?;
-    ip(ctx, rec, &["-n", s, "addr", "add", &format!("{SRV_PUB6}/64"), "dev", "pub0", "nodad"])?;
-    ip(ctx, rec, &["-n", c, "addr", "add", &format!("{CLI_PUB}/24"), "dev", "pub-c"])?;
-    ip(ctx, rec, &["-n", c, "addr", "add", &format!("{CLI_PUB6}/64"), "dev", "pub-c", "nodad"])?;
+    let vpn_if = vpn_on.then(|| {
+        p.knob_str("vpn.interface")
+            .unwrap_or("tailscale0")
+            .to_string()
+    });
+    ip(
+        ctx,
+        rec,
+        &[
+            "-n", s, "link", "add", "pub0", "type", "veth", "peer", "name", "pub-c", "netns", c,
+        ],
+    )?;
+    ip(
+        ctx,
+        rec,
+        &[
+            "-n",
+            s,
+            "addr",
+            "add",
+            &format!("{SRV_PUB}/24"),
+            "dev",
+            "pub0",
+        ],
+    )?;
+    ip(
+        ctx,
+        rec,
+        &[
+            "-n",
+            s,
+            "addr",
+            "add",
+            &format!("{SRV_PUB6}/64"),
+            "dev",
+            "pub0",
+            "nodad",
+        ],
+    )?;
+    ip(
+        ctx,
+        rec,
+        &[
+            "-n",
+            c,
+            "addr",
+            "add",
+            &format!("{CLI_PUB}/24"),
+            "dev",
+            "pub-c",
+        ],
+    )?;
+    ip(
+        ctx,
+        rec,
+        &[
+            "-n",
+            c,
+            "addr",
+            "add",
+            &format!("{CLI_PUB6}/64"),
+            "dev",
+            "pub-c",
+            "nodad",
+        ],
+    )?;
     ip(ctx, rec, &["-n", s, "link", "set", "pub0", "up"])?;
     ip(ctx, rec, &["-n", c, "link", "set", "pub-c", "up"])?;
     if let Some(v) = &vpn_if {
-        ip(ctx, rec, &["-n", s, "link", "add", v, "type", "veth", "peer", "name", "vpn-c", "netns", c])?;
-        ip(ctx, rec, &["-n", s, "addr", "add", &format!("{SRV_VPN}/24"), "dev", v])?;
-        ip(ctx, rec, &["-n", c, "addr", "add", &format!("{CLI_VPN}/24"), "dev", "vpn-c"])?;
+        ip(
+            ctx,
+            rec,
+            &[
+                "-n", s, "link", "add", v, "type", "veth", "peer", "name", "vpn-c", "netns", c,
+            ],
+        )?;
+        ip(
+            ctx,
+            rec,
+            &["-n", s, "addr", "add", &format!("{SRV_VPN}/24"), "dev", v],
+        )?;
+        ip(
+            ctx,
+            rec,
+            &[
+                "-n",
+                c,
+                "addr",
+                "add",
+                &format!("{CLI_VPN}/24"),
+                "dev",
+                "vpn-c",
+            ],
+        )?;
         ip(ctx, rec, &["-n", s, "link", "set", v, "up"])?;
         ip(ctx, rec, &["-n", c, "link", "set", "vpn-c", "up"])?;
         rec.adapt(format!("the VPN interface {v} is a veth named like it (WireGuard/tun links are not available here; nftables matches only the name)"));
     }
     rec.note(format!(
         "server namespace {s}: pub0 {SRV_PUB}{}; client namespace {c}: pub-c {CLI_PUB}{}",
-        vpn_if.as_ref().map(|v| format!(", {v} {SRV_VPN}")).unwrap_or_default(),
-        if vpn_if.is_some() { format!(", vpn-c {CLI_VPN}") } else { String::new() }
+        vpn_if
+            .as_ref()
+            .map(|v| format!(", {v} {SRV_VPN}"))
+            .unwrap_or_default(),
+        if vpn_if.is_some() {
+            format!(", vpn-c {CLI_VPN}")
+        } else {
+            String::new()
+        }
     ));
 
     // Egress block: route the blocked ranges to the client side, where something listens.
@@ -201,22 +387,76 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
                 rec.note(format!("cannot parse range {r}; not probed"));
                 continue;
             };
-            let (via, host_len) = if addr.is_ipv4() { (CLI_PUB, 32) } else { (CLI_PUB6, 128) };
-            ip(ctx, rec, &["-n", c, "addr", "add", &format!("{addr}/{host_len}"), "dev", "pub-c", "nodad"]).or_else(|_| {
-                ip(ctx, rec, &["-n", c, "addr", "add", &format!("{addr}/{host_len}"), "dev", "pub-c"])
+            let (via, host_len) = if addr.is_ipv4() {
+                (CLI_PUB, 32)
+            } else {
+                (CLI_PUB6, 128)
+            };
+            ip(
+                ctx,
+                rec,
+                &[
+                    "-n",
+                    c,
+                    "addr",
+                    "add",
+                    &format!("{addr}/{host_len}"),
+                    "dev",
+                    "pub-c",
+                    "nodad",
+                ],
+            )
+            .or_else(|_| {
+                ip(
+                    ctx,
+                    rec,
+                    &[
+                        "-n",
+                        c,
+                        "addr",
+                        "add",
+                        &format!("{addr}/{host_len}"),
+                        "dev",
+                        "pub-c",
+                    ],
+                )
             })?;
-            ip(ctx, rec, &["-n", s, "route", "add", r, "via", via, "dev", "pub0"])?;
+            ip(
+                ctx,
+                rec,
+                &["-n", s, "route", "add", r, "via", via, "dev", "pub0"],
+            )?;
             egress_targets.push((r.clone(), addr));
         }
     }
 
     super::test_panic_hook(CheckId::Firewall);
     // Load for real.
-    let load = ctx.tool("nft").in_netns(s).arg("-f").arg(file.to_string_lossy());
-    let o = ctx.run(&load, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let load = ctx
+        .tool("nft")
+        .in_netns(s)
+        .arg("-f")
+        .arg(file.to_string_lossy());
+    let o = ctx
+        .run(&load, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
     let list = ctx.tool("nft").in_netns(s).args(["list", "tables"]);
-    let tables = ctx.run(&list, Duration::from_secs(10)).map(|o| o.stdout.lines().map(str::trim).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-    if !rec.step("the ruleset loads into the server namespace", load.display(), format!("{}; tables: {tables}", o.digest(2)), o.ok()) {
+    let tables = ctx
+        .run(&list, Duration::from_secs(10))
+        .map(|o| {
+            o.stdout
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    if !rec.step(
+        "the ruleset loads into the server namespace",
+        load.display(),
+        format!("{}; tables: {tables}", o.digest(2)),
+        o.ok(),
+    ) {
         return Ok(());
     }
 
@@ -225,8 +465,14 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
     let stop = AtomicBool::new(false);
     let mut tcp: Vec<(u16, TcpListener)> = vec![];
     let mut udp: Vec<(Side, u16, UdpSocket)> = vec![];
-    for port in exps.iter().filter(|e| e.proto == Proto::Tcp).map(|e| e.port).collect::<BTreeSet<_>>() {
-        let l = net::tcp_listen(s, SocketAddr::from(([0, 0, 0, 0], port))).map_err(|e| format!("listen on tcp/{port} in {s}: {e}"))?;
+    for port in exps
+        .iter()
+        .filter(|e| e.proto == Proto::Tcp)
+        .map(|e| e.port)
+        .collect::<BTreeSet<_>>()
+    {
+        let l = net::tcp_listen(s, SocketAddr::from(([0, 0, 0, 0], port)))
+            .map_err(|e| format!("listen on tcp/{port} in {s}: {e}"))?;
         tcp.push((port, l));
     }
     for e in exps.iter().filter(|e| e.proto == Proto::Udp) {
@@ -234,18 +480,24 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
             Side::Public => SRV_PUB,
             Side::Vpn => SRV_VPN,
         };
-        let u = net::udp_bind(s, SocketAddr::new(bind.parse().unwrap(), e.port)).map_err(|err| format!("bind udp/{} in {s}: {err}", e.port))?;
-        u.set_read_timeout(Some(DROP_WAIT)).map_err(|e| e.to_string())?;
+        let u = net::udp_bind(s, SocketAddr::new(bind.parse().unwrap(), e.port))
+            .map_err(|err| format!("bind udp/{} in {s}: {err}", e.port))?;
+        u.set_read_timeout(Some(DROP_WAIT))
+            .map_err(|e| e.to_string())?;
         udp.push((e.side, e.port, u));
     }
     // On the client side, one dual-stack listener: the target of the link controls below and of
     // the egress probes (the blocked ranges are routed there).
-    let egress_listeners: Vec<TcpListener> =
-        vec![net::tcp_listen(c, "[::]:443".parse().unwrap()).map_err(|e| format!("listen on [::]:443 in {c}: {e}"))?];
+    let egress_listeners: Vec<TcpListener> = vec![net::tcp_listen(c, "[::]:443".parse().unwrap())
+        .map_err(|e| format!("listen on [::]:443 in {c}: {e}"))?];
 
     let results = std::thread::scope(|sc| {
         // Accept loops answer with a banner naming the port.
-        for (port, l) in tcp.iter().map(|(p, l)| (*p, l)).chain(egress_listeners.iter().map(|l| (443, l))) {
+        for (port, l) in tcp
+            .iter()
+            .map(|(p, l)| (*p, l))
+            .chain(egress_listeners.iter().map(|l| (443, l)))
+        {
             let stop = &stop;
             sc.spawn(move || {
                 let _ = l.set_nonblocking(true);
@@ -272,7 +524,12 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
             let deadline = Instant::now() + Duration::from_secs(5);
             let mut last;
             loop {
-                last = net::tcp_probe(s, target, Duration::from_millis(500), Duration::from_millis(500));
+                last = net::tcp_probe(
+                    s,
+                    target,
+                    Duration::from_millis(500),
+                    Duration::from_millis(500),
+                );
                 if matches!(last, Ok(Reach::Open(_))) || Instant::now() > deadline {
                     break;
                 }
@@ -280,7 +537,10 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
             }
             link_results.push((what, last));
         }
-        if link_results.iter().any(|(_, r)| !matches!(r, Ok(Reach::Open(_)))) {
+        if link_results
+            .iter()
+            .any(|(_, r)| !matches!(r, Ok(Reach::Open(_))))
+        {
             stop.store(true, Ordering::SeqCst);
             return (link_results, vec![], vec![]);
         }
@@ -292,14 +552,37 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
         let mut eg = vec![];
         for (range, addr) in &egress_targets {
             eg.push(sc.spawn(move || {
-                let blocked = net::tcp_probe(s, SocketAddr::new(*addr, 443), DROP_WAIT, Duration::from_millis(300));
-                let control_ip: IpAddr = if addr.is_ipv4() { CLI_PUB.parse().unwrap() } else { CLI_PUB6.parse().unwrap() };
-                let control = net::tcp_probe(s, SocketAddr::new(control_ip, 443), DROP_WAIT, Duration::from_millis(300));
+                let blocked = net::tcp_probe(
+                    s,
+                    SocketAddr::new(*addr, 443),
+                    DROP_WAIT,
+                    Duration::from_millis(300),
+                );
+                let control_ip: IpAddr = if addr.is_ipv4() {
+                    CLI_PUB.parse().unwrap()
+                } else {
+                    CLI_PUB6.parse().unwrap()
+                };
+                let control = net::tcp_probe(
+                    s,
+                    SocketAddr::new(control_ip, 443),
+                    DROP_WAIT,
+                    Duration::from_millis(300),
+                );
                 (range.clone(), *addr, control_ip, blocked, control)
             }));
         }
-        let r: Vec<(Expect, String, bool)> = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!("probe thread panicked"))).collect();
-        let e: Vec<_> = eg.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!("egress probe thread panicked"))).collect();
+        let r: Vec<(Expect, String, bool)> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| panic!("probe thread panicked")))
+            .collect();
+        let e: Vec<_> = eg
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| panic!("egress probe thread panicked"))
+            })
+            .collect();
         stop.store(true, Ordering::SeqCst);
         (link_results, r, e)
     });
@@ -308,22 +591,48 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
         rec.step(
             format!("control: the {what} carries packets (so a timeout below means a drop)"),
             format!("ip netns exec {s} <connect, retried up to 5 s>"),
-            r.as_ref().map(|x| x.describe()).unwrap_or_else(|e| e.to_string()),
+            r.as_ref()
+                .map(|x| x.describe())
+                .unwrap_or_else(|e| e.to_string()),
             matches!(r, Ok(Reach::Open(_))),
         );
     }
     for (e, outcome, ok) in probes {
         let (from, to) = match e.side {
             Side::Public => (format!("public side ({CLI_PUB})"), SRV_PUB),
-            Side::Vpn => (format!("VPN side ({CLI_VPN} via {})", vpn_if.clone().unwrap_or_default()), SRV_VPN),
+            Side::Vpn => (
+                format!(
+                    "VPN side ({CLI_VPN} via {})",
+                    vpn_if.clone().unwrap_or_default()
+                ),
+                SRV_VPN,
+            ),
         };
         let proto = if e.proto == Proto::Tcp { "tcp" } else { "udp" };
         let cmd = if e.proto == Proto::Tcp {
-            format!("ip netns exec {c} <connect {to}:{}> (timeout {} ms)", e.port, DROP_WAIT.as_millis())
+            format!(
+                "ip netns exec {c} <connect {to}:{}> (timeout {} ms)",
+                e.port,
+                DROP_WAIT.as_millis()
+            )
         } else {
-            format!("ip netns exec {c} <send a datagram to {to}:{}>; listener in {s} waits {} ms", e.port, DROP_WAIT.as_millis())
+            format!(
+                "ip netns exec {c} <send a datagram to {to}:{}>; listener in {s} waits {} ms",
+                e.port,
+                DROP_WAIT.as_millis()
+            )
         };
-        rec.step(format!("{proto}/{} from the {from} is {} ({})", e.port, if e.open { "reachable" } else { "dropped" }, e.why), cmd, outcome, ok);
+        rec.step(
+            format!(
+                "{proto}/{} from the {from} is {} ({})",
+                e.port,
+                if e.open { "reachable" } else { "dropped" },
+                e.why
+            ),
+            cmd,
+            outcome,
+            ok,
+        );
     }
     for (range, addr, control_ip, blocked, control) in egress {
         let blocked_ok = matches!(blocked, Ok(Reach::Refused(_)) | Ok(Reach::TimedOut));
@@ -340,9 +649,17 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
         );
     }
     if !egress_targets.is_empty() {
-        let l = ctx.tool("nft").in_netns(s).args(["list", "table", "inet", "paranoid-egress"]);
+        let l = ctx
+            .tool("nft")
+            .in_netns(s)
+            .args(["list", "table", "inet", "paranoid-egress"]);
         if let Ok(o) = ctx.run(&l, Duration::from_secs(10)) {
-            let counters: Vec<&str> = o.stdout.lines().filter(|x| x.contains("counter")).map(str::trim).collect();
+            let counters: Vec<&str> = o
+                .stdout
+                .lines()
+                .filter(|x| x.contains("counter"))
+                .map(str::trim)
+                .collect();
             rec.note(format!("{}: {}", l.display(), counters.join(" | ")));
         }
     }
@@ -359,10 +676,22 @@ fn probe(cli: &str, e: &Expect, udp: &[(Side, u16, UdpSocket)]) -> (Expect, Stri
     match e.proto {
         Proto::Tcp => {
             // A port expected open gets time for one SYN retransmission (1 s) on a busy machine.
-            let wait = if e.open { Duration::from_secs(3) } else { DROP_WAIT };
-            let r = net::tcp_probe(cli, SocketAddr::new(to, e.port), wait, Duration::from_secs(2));
+            let wait = if e.open {
+                Duration::from_secs(3)
+            } else {
+                DROP_WAIT
+            };
+            let r = net::tcp_probe(
+                cli,
+                SocketAddr::new(to, e.port),
+                wait,
+                Duration::from_secs(2),
+            );
             let (open, text) = match &r {
-                Ok(Reach::Open(b)) => (b.contains("PZS-LISTENER"), Reach::Open(b.clone()).describe()),
+                Ok(Reach::Open(b)) => (
+                    b.contains("PZS-LISTENER"),
+                    Reach::Open(b.clone()).describe(),
+                ),
                 Ok(other) => (false, other.describe()),
                 Err(err) => (false, format!("probe error: {err}")),
             };
@@ -372,7 +701,8 @@ fn probe(cli: &str, e: &Expect, udp: &[(Side, u16, UdpSocket)]) -> (Expect, Stri
         }
         Proto::Udp => {
             let token = format!("pzs-{}-{}", e.port, crate::context::random_hex(8));
-            let Some((_, _, sock)) = udp.iter().find(|(s, p, _)| *s == e.side && *p == e.port) else {
+            let Some((_, _, sock)) = udp.iter().find(|(s, p, _)| *s == e.side && *p == e.port)
+            else {
                 return (e.clone(), "no listener".into(), false);
             };
             let client = net::in_netns(cli, || UdpSocket::bind("0.0.0.0:0"));
@@ -380,7 +710,10 @@ fn probe(cli: &str, e: &Expect, udp: &[(Side, u16, UdpSocket)]) -> (Expect, Stri
             let mut sent = Ok(0);
             // A datagram can be lost on a busy machine: an open port gets three tries.
             for _ in 0..(if e.open { 3 } else { 1 }) {
-                sent = client.as_ref().map_err(|e| std::io::Error::new(e.kind(), e.to_string())).and_then(|u| u.send_to(token.as_bytes(), SocketAddr::new(to, e.port)));
+                sent = client
+                    .as_ref()
+                    .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))
+                    .and_then(|u| u.send_to(token.as_bytes(), SocketAddr::new(to, e.port)));
                 let deadline = Instant::now() + DROP_WAIT;
                 let mut buf = [0u8; 128];
                 while Instant::now() < deadline {
@@ -400,7 +733,10 @@ fn probe(cli: &str, e: &Expect, udp: &[(Side, u16, UdpSocket)]) -> (Expect, Stri
             let text = match (&sent, got) {
                 (Err(err), _) => format!("send failed: {err}"),
                 (Ok(_), true) => format!("datagram {token} delivered"),
-                (Ok(_), false) => format!("datagram {token} not delivered within {} ms: dropped", DROP_WAIT.as_millis()),
+                (Ok(_), false) => format!(
+                    "datagram {token} not delivered within {} ms: dropped",
+                    DROP_WAIT.as_millis()
+                ),
             };
             let ok = sent.is_ok() && got == e.open;
             (e.clone(), text, ok)
@@ -414,7 +750,13 @@ mod tests {
 
     #[test]
     fn first_host_of_a_range() {
-        assert_eq!(first_host("151.101.0.0/16"), Some("151.101.0.1".parse().unwrap()));
-        assert_eq!(first_host("2a04:4e42::/32"), Some("2a04:4e42::1".parse().unwrap()));
+        assert_eq!(
+            first_host("151.101.0.0/16"),
+            Some("151.101.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            first_host("2a04:4e42::/32"),
+            Some("2a04:4e42::1".parse().unwrap())
+        );
     }
 }

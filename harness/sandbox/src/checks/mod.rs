@@ -21,7 +21,12 @@ pub fn needs_root(checks: &[CheckId], why: &str) -> Option<Vec<CheckResult>> {
     if crate::sys::is_root() {
         return None;
     }
-    Some(checks.iter().map(|c| CheckResult::skipped(*c, SkipKind::Environment, format!("needs root: {why}"))).collect())
+    Some(
+        checks
+            .iter()
+            .map(|c| CheckResult::skipped(*c, SkipKind::Environment, format!("needs root: {why}")))
+            .collect(),
+    )
 }
 
 /// Test hook: with PARANOID_SANDBOX_TEST_PANIC=<check>, that check panics right after it has

@@ -27,7 +27,13 @@ pub fn promised_allowed(p: &Permutation) -> Vec<String> {
 }
 
 fn admits(list: &[String], user: &str, groups: &[&str]) -> bool {
-    list.iter().any(|e| e == "*" || e == user || e.strip_prefix('@').map(|g| groups.contains(&g)).unwrap_or(false))
+    list.iter().any(|e| {
+        e == "*"
+            || e == user
+            || e.strip_prefix('@')
+                .map(|g| groups.contains(&g))
+                .unwrap_or(false)
+    })
 }
 
 /// Rewrite nix.conf for a private daemon; returns the text and one line per change.
@@ -37,22 +43,34 @@ pub fn adapt_conf(conf: &str, store_root: &Path, wheel_standin: &str) -> (String
     for line in conf.lines() {
         let key = line.split('=').next().unwrap_or("").trim();
         if OVERRIDDEN.contains(&key) {
-            notes.push(format!("nix.conf: `{}` replaced (private daemon)", line.trim()));
+            notes.push(format!(
+                "nix.conf: `{}` replaced (private daemon)",
+                line.trim()
+            ));
             continue;
         }
         if (key == "allowed-users" || key == "trusted-users") && line.contains("@wheel") {
             let new = line.replace("@wheel", &format!("@{wheel_standin}"));
-            notes.push(format!("nix.conf: `{}` → `{}` (throwaway group standing in for wheel)", line.trim(), new.trim()));
+            notes.push(format!(
+                "nix.conf: `{}` → `{}` (throwaway group standing in for wheel)",
+                line.trim(),
+                new.trim()
+            ));
             out.push(new);
             continue;
         }
         out.push(line.to_string());
     }
-    out.push("# paranoid-sandbox: a private daemon with a chroot store; no build users here".into());
+    out.push(
+        "# paranoid-sandbox: a private daemon with a chroot store; no build users here".into(),
+    );
     out.push(format!("store = local?root={}", store_root.display()));
     out.push("sandbox = false".into());
     out.push("build-users-group = ".into());
-    notes.push(format!("nix.conf: store = local?root={}, sandbox = false, build-users-group = (empty) appended", store_root.display()));
+    notes.push(format!(
+        "nix.conf: store = local?root={}, sandbox = false, build-users-group = (empty) appended",
+        store_root.display()
+    ));
     (out.join("\n") + "\n", notes)
 }
 
@@ -63,19 +81,32 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
         return CheckResult::not_applicable(id, "nix.enable is false: there is no daemon");
     };
     if !p.knob_bool("nix.enable") {
-        return CheckResult::not_applicable(id, "paranoid.nix.enable is off: allowed-users is NixOS's default, nothing is promised");
+        return CheckResult::not_applicable(
+            id,
+            "paranoid.nix.enable is off: allowed-users is NixOS's default, nothing is promised",
+        );
     }
-    if let Some(mut r) = needs_root(&[id], "starts a private nix-daemon and connects as throwaway users") {
+    if let Some(mut r) = needs_root(
+        &[id],
+        "starts a private nix-daemon and connects as throwaway users",
+    ) {
         return r.remove(0);
     }
     if let Some(t) = ctx.tools.missing(TOOLS) {
-        return CheckResult::skipped(id, SkipKind::MissingTool, format!("{t} not installed (apt-get install {})", package_of(&t)));
+        return CheckResult::skipped(
+            id,
+            SkipKind::MissingTool,
+            format!("{t} not installed (apt-get install {})", package_of(&t)),
+        );
     }
     let mut rec = Recorder::new(id);
     if let Err(e) = run_inner(ctx, p, conf, &mut rec) {
         rec.fail("could not run the nix-daemon check", e);
     }
-    rec.finish("the private daemon admits exactly who paranoid.nix.allowedUsers promises", elapsed_ms(started))
+    rec.finish(
+        "the private daemon admits exactly who paranoid.nix.allowedUsers promises",
+        elapsed_ms(started),
+    )
 }
 
 fn run_inner(ctx: &Ctx, p: &Permutation, conf: &str, rec: &mut Recorder) -> Result<(), String> {
@@ -95,25 +126,61 @@ fn run_inner(ctx: &Ctx, p: &Permutation, conf: &str, rec: &mut Recorder) -> Resu
     std::fs::create_dir_all(&client_conf).map_err(|e| e.to_string())?;
 
     // Static: what Nix itself reads from the file.
-    let show = ctx.tool("nix").env("NIX_CONF_DIR", conf_dir.to_string_lossy()).args(["--extra-experimental-features", "nix-command", "show-config"]);
-    let o = ctx.run(&show, Duration::from_secs(20)).map_err(|e| e.to_string())?;
-    let setting = |k: &str| o.stdout.lines().find(|l| l.split('=').next().map(str::trim) == Some(k)).map(|l| l.trim().to_string());
+    let show = ctx
+        .tool("nix")
+        .env("NIX_CONF_DIR", conf_dir.to_string_lossy())
+        .args([
+            "--extra-experimental-features",
+            "nix-command",
+            "show-config",
+        ]);
+    let o = ctx
+        .run(&show, Duration::from_secs(20))
+        .map_err(|e| e.to_string())?;
+    let setting = |k: &str| {
+        o.stdout
+            .lines()
+            .find(|l| l.split('=').next().map(str::trim) == Some(k))
+            .map(|l| l.trim().to_string())
+    };
     let promised = promised_allowed(p);
-    let mapped: Vec<String> = promised.iter().map(|e| if e == "@wheel" { format!("@{}", users.wheel) } else { e.clone() }).collect();
+    let mapped: Vec<String> = promised
+        .iter()
+        .map(|e| {
+            if e == "@wheel" {
+                format!("@{}", users.wheel)
+            } else {
+                e.clone()
+            }
+        })
+        .collect();
     let allowed_line = setting("allowed-users").unwrap_or_else(|| "allowed-users (absent)".into());
-    let got: Vec<String> = allowed_line.split_once('=').map(|(_, v)| v.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+    let got: Vec<String> = allowed_line
+        .split_once('=')
+        .map(|(_, v)| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
     let mut g = got.clone();
     g.sort();
     let mut m = mapped.clone();
     m.sort();
     rec.step(
-        format!("Nix reads allowed-users = {} (paranoid.nix.allowedUsers)", promised.join(" ")),
+        format!(
+            "Nix reads allowed-users = {} (paranoid.nix.allowedUsers)",
+            promised.join(" ")
+        ),
         show.display(),
-        format!("{allowed_line}; {}", setting("trusted-users").unwrap_or_else(|| "trusted-users (absent)".into())),
+        format!(
+            "{allowed_line}; {}",
+            setting("trusted-users").unwrap_or_else(|| "trusted-users (absent)".into())
+        ),
         g == m,
     );
     if let Some(w) = o.stderr.lines().find(|l| l.contains("unknown setting")) {
-        rec.note(format!("nix {}: {}", ctx.tools.versions.get("nix").cloned().unwrap_or_default(), w.trim()));
+        rec.note(format!(
+            "nix {}: {}",
+            ctx.tools.versions.get("nix").cloned().unwrap_or_default(),
+            w.trim()
+        ));
     }
 
     // Live: a private daemon.
@@ -123,20 +190,40 @@ fn run_inner(ctx: &Ctx, p: &Permutation, conf: &str, rec: &mut Recorder) -> Resu
         .env("NIX_STATE_DIR", state.to_string_lossy())
         .env("NIX_LOG_DIR", state.join("log").to_string_lossy())
         .env("NIX_DAEMON_SOCKET_PATH", sock.to_string_lossy());
-    let mut daemon = Daemon::start(&daemon_cmd, ctx.run_id(), &scratch.path("daemon.log")).map_err(|e| format!("starting nix-daemon: {e}"))?;
+    let mut daemon = Daemon::start(&daemon_cmd, ctx.run_id(), &scratch.path("daemon.log"))
+        .map_err(|e| format!("starting nix-daemon: {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(5);
     while !sock.exists() && Instant::now() < deadline && daemon.alive() {
         std::thread::sleep(Duration::from_millis(5));
     }
     if !sock.exists() {
-        return Err(format!("nix-daemon did not create {} (log: {})", sock.display(), daemon.log_text().lines().take(3).collect::<Vec<_>>().join(" | ")));
+        return Err(format!(
+            "nix-daemon did not create {} (log: {})",
+            sock.display(),
+            daemon
+                .log_text()
+                .lines()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ));
     }
-    rec.note(format!("private nix-daemon (pid {}) on {}, store chroot {}", daemon.pid(), sock.display(), scratch.path("store").display()));
+    rec.note(format!(
+        "private nix-daemon (pid {}) on {}, store chroot {}",
+        daemon.pid(),
+        sock.display(),
+        scratch.path("store").display()
+    ));
 
     // The promise: allowed-users as the knob says, and trusted-users = [ "root" ] (a trusted
     // user is admitted whatever allowed-users says, so it counts as a violation here).
     let probes: Vec<(String, Option<&TestUser>, bool, String)> = vec![
-        ("root".into(), None, true, "root is trusted, so always admitted".into()),
+        (
+            "root".into(),
+            None,
+            true,
+            "root is trusted, so always admitted".into(),
+        ),
         (
             users.member.name.clone(),
             Some(&users.member),
@@ -151,13 +238,28 @@ fn run_inner(ctx: &Ctx, p: &Permutation, conf: &str, rec: &mut Recorder) -> Resu
         ),
     ];
     for (name, user, want, who) in probes {
-        let mut c = Cmd::new(ctx.tools.path("nix")).env_clear().env("NIX_CONF_DIR", client_conf.to_string_lossy());
+        let mut c = Cmd::new(ctx.tools.path("nix"))
+            .env_clear()
+            .env("NIX_CONF_DIR", client_conf.to_string_lossy());
         c = match user {
-            Some(u) => c.env("HOME", u.home.to_string_lossy()).env("USER", &u.name).as_user(u.uid, u.gid, &u.name),
+            Some(u) => c
+                .env("HOME", u.home.to_string_lossy())
+                .env("USER", &u.name)
+                .as_user(u.uid, u.gid, &u.name),
             None => c.env("HOME", scratch.dir.to_string_lossy()),
         };
-        let c = c.args(["--extra-experimental-features", "nix-command", "store", "ping", "--store"]).arg(format!("unix://{}", sock.display()));
-        let o = ctx.run(&c, Duration::from_secs(20)).map_err(|e| e.to_string())?;
+        let c = c
+            .args([
+                "--extra-experimental-features",
+                "nix-command",
+                "store",
+                "ping",
+                "--store",
+            ])
+            .arg(format!("unix://{}", sock.display()));
+        let o = ctx
+            .run(&c, Duration::from_secs(20))
+            .map_err(|e| e.to_string())?;
         // Nix 2.8 prints "Store URL:" before connecting and "Version:" only once connected.
         let accepted = o.ok() && o.all().contains("Version:");
         let refused = !o.ok() && o.all().contains("cannot open connection to remote store");
@@ -170,16 +272,44 @@ fn run_inner(ctx: &Ctx, p: &Permutation, conf: &str, rec: &mut Recorder) -> Resu
             let log = daemon.log_text();
             log_line = log
                 .lines()
-                .find(|l| (l.contains("accepted connection") && l.contains(&needle_ok)) || l.contains(&needle_no))
+                .find(|l| {
+                    (l.contains("accepted connection") && l.contains(&needle_ok))
+                        || l.contains(&needle_no)
+                })
                 .map(|l| l.trim().to_string());
             if log_line.is_none() {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        let client = o.line_with("cannot open connection").or_else(|| o.line_with("Version:")).unwrap_or_else(|| o.digest(2));
-        let decisive = format!("{}: {client}; daemon log: {}", o.rc(), log_line.clone().unwrap_or_else(|| "(nothing logged)".into()));
-        let ok = if want { accepted } else { refused && log_line.as_deref().map(|l| l.contains("not allowed")).unwrap_or(false) };
-        rec.step(format!("{name} ({who}) is {}", if want { "admitted" } else { "refused" }), c.display(), decisive, ok);
+        let client = o
+            .line_with("cannot open connection")
+            .or_else(|| o.line_with("Version:"))
+            .unwrap_or_else(|| o.digest(2));
+        let decisive = format!(
+            "{}: {client}; daemon log: {}",
+            o.rc(),
+            log_line
+                .clone()
+                .unwrap_or_else(|| "(nothing logged)".into())
+        );
+        let ok = if want {
+            accepted
+        } else {
+            refused
+                && log_line
+                    .as_deref()
+                    .map(|l| l.contains("not allowed"))
+                    .unwrap_or(false)
+        };
+        rec.step(
+            format!(
+                "{name} ({who}) is {}",
+                if want { "admitted" } else { "refused" }
+            ),
+            c.display(),
+            decisive,
+            ok,
+        );
     }
     daemon.stop();
     Ok(())
@@ -191,7 +321,11 @@ mod tests {
 
     #[test]
     fn private_daemon_config_replaces_only_paths_and_build_users_and_maps_wheel() {
-        let (t, notes) = adapt_conf("allowed-users = @wheel\nsandbox = true\ntrusted-users = root\nrequire-sigs = true\n", Path::new("/s"), "pzsXw");
+        let (t, notes) = adapt_conf(
+            "allowed-users = @wheel\nsandbox = true\ntrusted-users = root\nrequire-sigs = true\n",
+            Path::new("/s"),
+            "pzsXw",
+        );
         assert!(t.contains("allowed-users = @pzsXw\n"));
         assert!(t.contains("require-sigs = true\n") && t.contains("trusted-users = root\n"));
         assert!(!t.contains("sandbox = true") && t.contains("sandbox = false"));

@@ -5,7 +5,9 @@
 //! A positive control (the same config with deliberately weak lines put first) runs once per
 //! run; every probe must catch its weakness, otherwise the probe is blind and the check fails.
 
-use super::sshd_config::{self, adapt, effective_root_login, parse_effective, weak_control, AdaptInput};
+use super::sshd_config::{
+    self, adapt, effective_root_login, parse_effective, weak_control, AdaptInput,
+};
 use super::{elapsed_ms, needs_root};
 use crate::context::{write_file, Ctx, Scratch, Users};
 use crate::exec::{Cmd, Daemon, Output};
@@ -19,7 +21,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-const SSH_TOOLS: &[&str] = &["sshd", "ssh", "ssh-keygen", "ssh-agent", "ssh-add", "sftp", "ip"];
+const SSH_TOOLS: &[&str] = &[
+    "sshd",
+    "ssh",
+    "ssh-keygen",
+    "ssh-agent",
+    "ssh-add",
+    "sftp",
+    "ip",
+];
 const AUDIT_TOOLS: &[&str] = &["ssh-audit", "sshd", "ssh-keygen", "ip"];
 /// The one warning Debian's OpenSSH 9.2 always earns from ssh-audit 2.5.0: the Terrapin
 /// strict-kex marker it cannot remove and that ssh-audit 2.5.0 does not know.
@@ -60,12 +70,29 @@ pub struct Probe {
 
 fn known_algorithms(ctx: &Ctx) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
     let mut m = BTreeMap::new();
-    for q in ["kex", "cipher", "mac", "HostKeyAlgorithms", "PubkeyAcceptedAlgorithms", "sig", "HostbasedAcceptedAlgorithms"] {
-        let o = ctx.run(&ctx.tool("ssh").args(["-Q", q]), Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    for q in [
+        "kex",
+        "cipher",
+        "mac",
+        "HostKeyAlgorithms",
+        "PubkeyAcceptedAlgorithms",
+        "sig",
+        "HostbasedAcceptedAlgorithms",
+    ] {
+        let o = ctx
+            .run(&ctx.tool("ssh").args(["-Q", q]), Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
         if !o.ok() {
             return Err(format!("ssh -Q {q}: {}", o.digest(2)));
         }
-        m.insert(q.to_string(), o.stdout.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect());
+        m.insert(
+            q.to_string(),
+            o.stdout
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect(),
+        );
     }
     Ok(m)
 }
@@ -80,7 +107,15 @@ struct Prepared {
     askpass: PathBuf,
 }
 
-fn prepare(ctx: &Ctx, shared: &SshShared, p: &Permutation, rendered: &str, users: &Users, label: &str, rec: &mut Recorder) -> Result<Prepared, String> {
+fn prepare(
+    ctx: &Ctx,
+    shared: &SshShared,
+    p: &Permutation,
+    rendered: &str,
+    users: &Users,
+    label: &str,
+    rec: &mut Recorder,
+) -> Result<Prepared, String> {
     let known = shared.known.get_or_init(|| known_algorithms(ctx)).clone()?;
     let scratch = ctx.scratch(label).map_err(|e| e.to_string())?;
     let keys_dir = scratch.path("authorized_keys.d");
@@ -106,7 +141,8 @@ fn prepare(ctx: &Ctx, shared: &SshShared, p: &Permutation, rendered: &str, users
         // owns its files.
         let dst = scratch.path(&format!("ssh_host_{ty}_key"));
         std::fs::copy(&src, &dst).map_err(|e| e.to_string())?;
-        std::fs::copy(src.with_extension("pub"), dst.with_extension("pub")).map_err(|e| e.to_string())?;
+        std::fs::copy(src.with_extension("pub"), dst.with_extension("pub"))
+            .map_err(|e| e.to_string())?;
         Ok(dst.to_string_lossy().into_owned())
     };
     let keys_dir_s = format!("{}/", keys_dir.display());
@@ -128,17 +164,30 @@ fn prepare(ctx: &Ctx, shared: &SshShared, p: &Permutation, rendered: &str, users
     // The client key, authorized for root and both throwaway users.
     let key = ctx.key("ed25519", None, "client")?;
     let pubkey = std::fs::read_to_string(key.with_extension("pub")).map_err(|e| e.to_string())?;
-    for u in ["root", users.member.name.as_str(), users.outsider.name.as_str()] {
+    for u in [
+        "root",
+        users.member.name.as_str(),
+        users.outsider.name.as_str(),
+    ] {
         write_file(&keys_dir.join(u), &pubkey, 0o644).map_err(|e| e.to_string())?;
     }
     // known_hosts from the throwaway host keys, for every port.
     let mut kh = String::new();
     for port in &adapted.ports {
-        for entry in std::fs::read_dir(&scratch.dir).map_err(|e| e.to_string())?.flatten() {
+        for entry in std::fs::read_dir(&scratch.dir)
+            .map_err(|e| e.to_string())?
+            .flatten()
+        {
             let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) == Some("pub") && path.to_string_lossy().contains("ssh_host_") {
+            if path.extension().and_then(|e| e.to_str()) == Some("pub")
+                && path.to_string_lossy().contains("ssh_host_")
+            {
                 let pubk = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
-                let host = if *port == 22 { "127.0.0.1".to_string() } else { format!("[127.0.0.1]:{port}") };
+                let host = if *port == 22 {
+                    "127.0.0.1".to_string()
+                } else {
+                    format!("[127.0.0.1]:{port}")
+                };
                 kh.push_str(&format!("{host} {}\n", pubk.trim()));
             }
         }
@@ -146,8 +195,20 @@ fn prepare(ctx: &Ctx, shared: &SshShared, p: &Permutation, rendered: &str, users
     let known_hosts = scratch.path("known_hosts");
     write_file(&known_hosts, kh, 0o644).map_err(|e| e.to_string())?;
     let askpass = scratch.path("askpass");
-    write_file(&askpass, format!("#!/bin/sh\nprintf '%s\\n' '{}'\n", users.member.password), 0o700).map_err(|e| e.to_string())?;
-    Ok(Prepared { scratch, cfg, adapted, known_hosts, key, askpass })
+    write_file(
+        &askpass,
+        format!("#!/bin/sh\nprintf '%s\\n' '{}'\n", users.member.password),
+        0o700,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Prepared {
+        scratch,
+        cfg,
+        adapted,
+        known_hosts,
+        key,
+        askpass,
+    })
 }
 
 /// sshd needs its privilege separation directory (Debian's build: /run/sshd).
@@ -156,7 +217,8 @@ fn ensure_privsep_dir(rec: &mut Recorder) -> Result<(), String> {
     if !d.is_dir() {
         std::fs::create_dir_all(d).map_err(|e| format!("mkdir /run/sshd: {e}"))?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
         rec.note("created /run/sshd (the privilege separation directory Debian's sshd requires; left in place, it is shared)");
     }
     Ok(())
@@ -171,14 +233,24 @@ struct Server {
 fn start_server(ctx: &Ctx, prep: &Prepared, log_name: &str) -> Result<Server, String> {
     let ns = ctx.netns().map_err(|e| e.to_string())?;
     let port = prep.adapted.ports[0];
-    let cmd = ctx.tool("sshd").in_netns(&ns.name).args(["-D", "-e", "-f"]).arg(prep.cfg.to_string_lossy());
-    let mut daemon = Daemon::start(&cmd, ctx.run_id(), &prep.scratch.path(log_name)).map_err(|e| format!("starting sshd: {e}"))?;
+    let cmd = ctx
+        .tool("sshd")
+        .in_netns(&ns.name)
+        .args(["-D", "-e", "-f"])
+        .arg(prep.cfg.to_string_lossy());
+    let mut daemon = Daemon::start(&cmd, ctx.run_id(), &prep.scratch.path(log_name))
+        .map_err(|e| format!("starting sshd: {e}"))?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     if !net::wait_listening(&ns.name, addr, Duration::from_secs(5)) {
         let alive = daemon.alive();
         return Err(format!(
             "sshd did not listen on {addr} within 5 s (running: {alive}); log: {}",
-            daemon.log_text().lines().take(5).collect::<Vec<_>>().join(" | ")
+            daemon
+                .log_text()
+                .lines()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" | ")
         ));
     }
     Ok(Server { ns, daemon, port })
@@ -228,76 +300,180 @@ impl Client<'_> {
     }
 
     fn with_key(&self, c: Cmd) -> Cmd {
-        c.args(["-o", "BatchMode=yes", "-o", "IdentityAgent=none", "-o", "PreferredAuthentications=publickey", "-i"])
-            .arg(self.prep.key.to_string_lossy())
+        c.args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentityAgent=none",
+            "-o",
+            "PreferredAuthentications=publickey",
+            "-i",
+        ])
+        .arg(self.prep.key.to_string_lossy())
     }
 
     fn exec(&self, c: &Cmd) -> Result<Output, String> {
-        self.ctx.run(c, PROBE_TIMEOUT).map_err(|e| format!("`{}`: {e}", c.display()))
+        self.ctx
+            .run(c, PROBE_TIMEOUT)
+            .map_err(|e| format!("`{}`: {e}", c.display()))
     }
 
     fn denied(o: &Output) -> Option<(String, String)> {
         let line = o.line_with("Permission denied")?;
-        let methods = line.rsplit_once('(').and_then(|(_, r)| r.split_once(')')).map(|(m, _)| m.to_string()).unwrap_or_default();
+        let methods = line
+            .rsplit_once('(')
+            .and_then(|(_, r)| r.split_once(')'))
+            .map(|(m, _)| m.to_string())
+            .unwrap_or_default();
         Some((line, methods))
     }
 
-    fn probe(name: &'static str, c: &Cmd, o: Result<Output, String>, ok_marker: &str, refused_markers: &[&str]) -> Probe {
+    fn probe(
+        name: &'static str,
+        c: &Cmd,
+        o: Result<Output, String>,
+        ok_marker: &str,
+        refused_markers: &[&str],
+    ) -> Probe {
         let command = c.display();
         match o {
-            Err(e) => Probe { name, command, allowed: None, decisive: e, methods: None },
+            Err(e) => Probe {
+                name,
+                command,
+                allowed: None,
+                decisive: e,
+                methods: None,
+            },
             Ok(o) => {
                 let methods = Self::denied(&o).map(|(_, m)| m);
                 if let Some(l) = o.line_with(ok_marker) {
-                    return Probe { name, command, allowed: Some(true), decisive: format!("{}: {l}", o.rc()), methods };
+                    return Probe {
+                        name,
+                        command,
+                        allowed: Some(true),
+                        decisive: format!("{}: {l}", o.rc()),
+                        methods,
+                    };
                 }
                 for m in refused_markers {
                     if let Some(l) = o.line_with(m) {
-                        return Probe { name, command, allowed: Some(false), decisive: format!("{}: {l}", o.rc()), methods };
+                        return Probe {
+                            name,
+                            command,
+                            allowed: Some(false),
+                            decisive: format!("{}: {l}", o.rc()),
+                            methods,
+                        };
                     }
                 }
-                Probe { name, command, allowed: None, decisive: o.digest(4), methods }
+                Probe {
+                    name,
+                    command,
+                    allowed: None,
+                    decisive: o.digest(4),
+                    methods,
+                }
             }
         }
     }
 
     fn password(&self, user: &str, kind: &'static str) -> Probe {
-        let marker = if kind == "password" { "PASSWORD_LOGIN_OK" } else { "KBD_LOGIN_OK" };
+        let marker = if kind == "password" {
+            "PASSWORD_LOGIN_OK"
+        } else {
+            "KBD_LOGIN_OK"
+        };
         let c = self
             .base("ssh")
             .env("SSH_ASKPASS", self.prep.askpass.to_string_lossy())
             .env("SSH_ASKPASS_REQUIRE", "force")
             .env("DISPLAY", "none")
-            .args(["-o", "BatchMode=no", "-o", "IdentityAgent=none", "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1"])
-            .args(["-o", "PasswordAuthentication=yes", "-o", "KbdInteractiveAuthentication=yes"])
+            .args([
+                "-o",
+                "BatchMode=no",
+                "-o",
+                "IdentityAgent=none",
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+            ])
+            .args([
+                "-o",
+                "PasswordAuthentication=yes",
+                "-o",
+                "KbdInteractiveAuthentication=yes",
+            ])
             .arg("-o")
             .arg(format!("PreferredAuthentications={kind}"))
             .arg(format!("{user}@127.0.0.1"))
             .arg(format!("echo {marker}"));
-        let name = if kind == "password" { "password" } else { "keyboard-interactive" };
+        let name = if kind == "password" {
+            "password"
+        } else {
+            "keyboard-interactive"
+        };
         Self::probe(name, &c, self.exec(&c), marker, &["Permission denied"])
     }
 
     fn key_login(&self, name: &'static str, user: &str) -> Probe {
-        let c = self.with_key(self.base("ssh")).arg(format!("{user}@127.0.0.1")).arg("echo LOGIN_OK user=$(id -un)");
+        let c = self
+            .with_key(self.base("ssh"))
+            .arg(format!("{user}@127.0.0.1"))
+            .arg("echo LOGIN_OK user=$(id -un)");
         // A refused root login (PermitRootLogin no / forced-commands-only) may also end with
         // sshd closing the connection after the key was accepted.
-        Self::probe(name, &c, self.exec(&c), &format!("LOGIN_OK user={user}"), &["Permission denied", "Connection closed", "closed by remote host", "Broken pipe", "Connection reset"])
+        Self::probe(
+            name,
+            &c,
+            self.exec(&c),
+            &format!("LOGIN_OK user={user}"),
+            &[
+                "Permission denied",
+                "Connection closed",
+                "closed by remote host",
+                "Broken pipe",
+                "Connection reset",
+            ],
+        )
     }
 
     fn stdio_forward(&self, user: &str) -> Probe {
-        let c = self.with_key(self.base("ssh")).arg("-W").arg(format!("127.0.0.1:{}", self.port)).arg(format!("{user}@127.0.0.1"));
-        Self::probe("forward -W", &c, self.exec(&c), "SSH-2.0-", &["administratively prohibited", "stdio forwarding failed"])
+        let c = self
+            .with_key(self.base("ssh"))
+            .arg("-W")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("{user}@127.0.0.1"));
+        Self::probe(
+            "forward -W",
+            &c,
+            self.exec(&c),
+            "SSH-2.0-",
+            &["administratively prohibited", "stdio forwarding failed"],
+        )
     }
 
     fn remote_forward(&self, user: &str) -> Probe {
         let c = self
             .with_key(self.base("ssh"))
             .args(["-o", "ExitOnForwardFailure=yes", "-R"])
-            .arg(format!("127.0.0.1:{}:127.0.0.1:{}", self.forward_port(1), self.port))
+            .arg(format!(
+                "127.0.0.1:{}:127.0.0.1:{}",
+                self.forward_port(1),
+                self.port
+            ))
             .arg(format!("{user}@127.0.0.1"))
             .arg("echo R_FORWARD_OK");
-        Self::probe("forward -R", &c, self.exec(&c), "R_FORWARD_OK", &["remote port forwarding failed", "administratively prohibited"])
+        Self::probe(
+            "forward -R",
+            &c,
+            self.exec(&c),
+            "R_FORWARD_OK",
+            &[
+                "remote port forwarding failed",
+                "administratively prohibited",
+            ],
+        )
     }
 
     /// -L does not change ssh's exit code: connect through the forward and see whether the
@@ -306,21 +482,41 @@ impl Client<'_> {
         let c = self
             .with_key(self.base("ssh"))
             .args(["-o", "ExitOnForwardFailure=yes", "-L"])
-            .arg(format!("127.0.0.1:{}:127.0.0.1:{}", self.forward_port(0), self.port))
+            .arg(format!(
+                "127.0.0.1:{}:127.0.0.1:{}",
+                self.forward_port(0),
+                self.port
+            ))
             .arg(format!("{user}@127.0.0.1"))
             .arg("sleep 10");
         let command = c.display();
-        let log = self.prep.scratch.path(&format!("ssh-L-{}.log", crate::context::random_hex(6)));
+        let log = self
+            .prep
+            .scratch
+            .path(&format!("ssh-L-{}.log", crate::context::random_hex(6)));
         let mut d = match Daemon::start(&c, self.ctx.run_id(), &log) {
             Ok(d) => d,
-            Err(e) => return Probe { name: "forward -L", command, allowed: None, decisive: e.to_string(), methods: None },
+            Err(e) => {
+                return Probe {
+                    name: "forward -L",
+                    command,
+                    allowed: None,
+                    decisive: e.to_string(),
+                    methods: None,
+                }
+            }
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], self.forward_port(0)));
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut reach = None;
         while Instant::now() < deadline && d.alive() {
             // The forwarded banner comes from a freshly forked sshd: give it time on a busy machine.
-            match net::tcp_probe(self.ns, addr, Duration::from_millis(300), Duration::from_secs(5)) {
+            match net::tcp_probe(
+                self.ns,
+                addr,
+                Duration::from_millis(300),
+                Duration::from_secs(5),
+            ) {
                 Ok(r @ (Reach::Open(_) | Reach::Silent)) => {
                     reach = Some(r);
                     break;
@@ -332,16 +528,25 @@ impl Client<'_> {
         std::thread::sleep(Duration::from_millis(100));
         d.stop();
         let text = d.log_text();
-        let prohibited = text.lines().find(|l| l.contains("administratively prohibited")).map(str::trim);
+        let prohibited = text
+            .lines()
+            .find(|l| l.contains("administratively prohibited"))
+            .map(str::trim);
         match reach {
-            Some(Reach::Open(b)) if b.contains("SSH-2.0-") => {
-                Probe { name: "forward -L", command, allowed: Some(true), decisive: format!("forwarded connection got {:?}", b.trim()), methods: None }
-            }
+            Some(Reach::Open(b)) if b.contains("SSH-2.0-") => Probe {
+                name: "forward -L",
+                command,
+                allowed: Some(true),
+                decisive: format!("forwarded connection got {:?}", b.trim()),
+                methods: None,
+            },
             Some(Reach::Silent) => Probe {
                 name: "forward -L",
                 command,
                 allowed: None,
-                decisive: "the forwarded connection stayed silent for 5 s (neither refused nor forwarded)".into(),
+                decisive:
+                    "the forwarded connection stayed silent for 5 s (neither refused nor forwarded)"
+                        .into(),
                 methods: None,
             },
             Some(Reach::Open(_)) => Probe {
@@ -358,7 +563,10 @@ impl Client<'_> {
                 name: "forward -L",
                 command,
                 allowed: None,
-                decisive: format!("the client never listened on {addr}: {}", text.lines().take(3).collect::<Vec<_>>().join(" | ")),
+                decisive: format!(
+                    "the client never listened on {addr}: {}",
+                    text.lines().take(3).collect::<Vec<_>>().join(" | ")
+                ),
                 methods: None,
             },
         }
@@ -366,17 +574,38 @@ impl Client<'_> {
 
     /// Agent forwarding is refused silently: only the missing SSH_AUTH_SOCK shows it.
     fn agent(&self, user: &str) -> Probe {
-        let sock = self.prep.scratch.path(&format!("agent-{}.sock", crate::context::random_hex(6)));
-        let agent_cmd = self.ctx.tool("ssh-agent").arg("-D").arg("-a").arg(sock.to_string_lossy());
-        let mut agent = match Daemon::start(&agent_cmd, self.ctx.run_id(), &sock.with_extension("log")) {
-            Ok(a) => a,
-            Err(e) => return Probe { name: "agent forwarding", command: agent_cmd.display(), allowed: None, decisive: e.to_string(), methods: None },
-        };
+        let sock = self
+            .prep
+            .scratch
+            .path(&format!("agent-{}.sock", crate::context::random_hex(6)));
+        let agent_cmd = self
+            .ctx
+            .tool("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(sock.to_string_lossy());
+        let mut agent =
+            match Daemon::start(&agent_cmd, self.ctx.run_id(), &sock.with_extension("log")) {
+                Ok(a) => a,
+                Err(e) => {
+                    return Probe {
+                        name: "agent forwarding",
+                        command: agent_cmd.display(),
+                        allowed: None,
+                        decisive: e.to_string(),
+                        methods: None,
+                    }
+                }
+            };
         let deadline = Instant::now() + Duration::from_secs(3);
         while !sock.exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let add = self.ctx.tool("ssh-add").env("SSH_AUTH_SOCK", sock.to_string_lossy()).arg(self.prep.key.to_string_lossy());
+        let add = self
+            .ctx
+            .tool("ssh-add")
+            .env("SSH_AUTH_SOCK", sock.to_string_lossy())
+            .arg(self.prep.key.to_string_lossy());
         // The socket file appears at bind(), a moment before the agent listens.
         let mut added = self.ctx.run(&add, PROBE_TIMEOUT);
         for _ in 0..50 {
@@ -390,7 +619,15 @@ impl Client<'_> {
         }
         let c = self
             .base("ssh")
-            .args(["-A", "-o", "ForwardAgent=yes", "-o", "BatchMode=yes", "-o", "PreferredAuthentications=publickey"])
+            .args([
+                "-A",
+                "-o",
+                "ForwardAgent=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "PreferredAuthentications=publickey",
+            ])
             .arg("-o")
             .arg(format!("IdentityAgent={}", sock.display()))
             .arg("-i")
@@ -406,14 +643,29 @@ impl Client<'_> {
                         name: "agent forwarding",
                         command: command_base,
                         allowed: Some(false),
-                        decisive: format!("{}: SOCK=unset (no SSH_AUTH_SOCK in the session)", out.rc()),
+                        decisive: format!(
+                            "{}: SOCK=unset (no SSH_AUTH_SOCK in the session)",
+                            out.rc()
+                        ),
                         methods: None,
                     },
                     _ => Self::probe("agent forwarding", &c, o, "SOCK=/", &[]),
                 }
             }
-            Ok(o) => Probe { name: "agent forwarding", command: add.display(), allowed: None, decisive: o.digest(3), methods: None },
-            Err(e) => Probe { name: "agent forwarding", command: add.display(), allowed: None, decisive: e.to_string(), methods: None },
+            Ok(o) => Probe {
+                name: "agent forwarding",
+                command: add.display(),
+                allowed: None,
+                decisive: o.digest(3),
+                methods: None,
+            },
+            Err(e) => Probe {
+                name: "agent forwarding",
+                command: add.display(),
+                allowed: None,
+                decisive: e.to_string(),
+                methods: None,
+            },
         };
         agent.stop();
         probe
@@ -427,7 +679,13 @@ impl Client<'_> {
             .args(["-b", "-"])
             .arg(format!("{user}@127.0.0.1"))
             .stdin("pwd\n");
-        Self::probe("sftp", &c, self.exec(&c), "Remote working directory", &["subsystem request failed", "Connection closed"])
+        Self::probe(
+            "sftp",
+            &c,
+            self.exec(&c),
+            "Remote working directory",
+            &["subsystem request failed", "Connection closed"],
+        )
     }
 }
 
@@ -446,7 +704,12 @@ fn run_probes<'a>(jobs: Vec<Box<dyn FnOnce() -> Probe + Send + 'a>>) -> Vec<Prob
             });
         }
     });
-    results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten().collect()
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The users the probes act as.
@@ -456,7 +719,13 @@ struct Who {
     outsider: Option<String>,
 }
 
-fn control(ctx: &Ctx, shared: &SshShared, p: &Permutation, rendered: &str, users: &Users) -> Result<Arc<Control>, String> {
+fn control(
+    ctx: &Ctx,
+    shared: &SshShared,
+    p: &Permutation,
+    rendered: &str,
+    users: &Users,
+) -> Result<Arc<Control>, String> {
     let mut slot = shared.control.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(r) = slot.as_ref() {
         return r.clone();
@@ -464,13 +733,33 @@ fn control(ctx: &Ctx, shared: &SshShared, p: &Permutation, rendered: &str, users
     let r = (|| {
         let weak = weak_control(rendered, &users.member.name);
         let mut scratch_rec = Recorder::new(CheckId::Sshd);
-        let prep = prepare(ctx, shared, p, &weak, users, "ssh-control", &mut scratch_rec)?;
+        let prep = prepare(
+            ctx,
+            shared,
+            p,
+            &weak,
+            users,
+            "ssh-control",
+            &mut scratch_rec,
+        )?;
         let server = start_server(ctx, &prep, "sshd-control.log")?;
-        let client = Client { ctx, ns: &server.ns.name, port: server.port, prep: &prep };
-        let who = Who { login: users.member.name.clone(), password_user: users.member.name.clone(), outsider: None };
+        let client = Client {
+            ctx,
+            ns: &server.ns.name,
+            port: server.port,
+            prep: &prep,
+        };
+        let who = Who {
+            login: users.member.name.clone(),
+            password_user: users.member.name.clone(),
+            outsider: None,
+        };
         let probes = probe_all(&client, &who, true);
         drop(server);
-        Ok(Arc::new(Control { from: p.id.clone(), probes: probes.into_iter().map(|p| (p.name, p)).collect() }))
+        Ok(Arc::new(Control {
+            from: p.id.clone(),
+            probes: probes.into_iter().map(|p| (p.name, p)).collect(),
+        }))
     })();
     *slot = Some(r.clone());
     r
@@ -493,14 +782,18 @@ fn probe_all(client: &Client, who: &Who, with_root: bool) -> Vec<Probe> {
         jobs.push(Box::new(move || client.key_login("root login", "root")));
     }
     if let Some(o) = who.outsider.as_deref() {
-        jobs.push(Box::new(move || client.key_login("user outside AllowUsers", o)));
+        jobs.push(Box::new(move || {
+            client.key_login("user outside AllowUsers", o)
+        }));
     }
     run_probes(jobs)
 }
 
 /// The security posture paranoid.ssh promises, as `sshd -T` keywords and values.
 fn expected_effective(p: &Permutation) -> Vec<(&'static str, String)> {
-    let prl = p.knob_str("ssh.permitRootLogin").unwrap_or("prohibit-password");
+    let prl = p
+        .knob_str("ssh.permitRootLogin")
+        .unwrap_or("prohibit-password");
     vec![
         ("passwordauthentication", "no".into()),
         ("kbdinteractiveauthentication", "no".into()),
@@ -520,14 +813,29 @@ fn expected_effective(p: &Permutation) -> Vec<(&'static str, String)> {
 }
 
 fn allowusers(eff: &BTreeMap<String, Vec<String>>) -> Vec<String> {
-    eff.get("allowusers").map(|v| v.iter().flat_map(|l| l.split_whitespace().map(str::to_string)).collect()).unwrap_or_default()
+    eff.get("allowusers")
+        .map(|v| {
+            v.iter()
+                .flat_map(|l| l.split_whitespace().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn user_allowed(list: &[String], user: &str) -> bool {
-    list.is_empty() || list.iter().any(|u| u == user || u == "*" || u.split('@').next() == Some(user))
+    list.is_empty()
+        || list
+            .iter()
+            .any(|u| u == user || u == "*" || u.split('@').next() == Some(user))
 }
 
-pub fn run(ctx: &Ctx, shared: &SshShared, p: &Permutation, want_sshd: bool, want_audit: bool) -> Vec<CheckResult> {
+pub fn run(
+    ctx: &Ctx,
+    shared: &SshShared,
+    p: &Permutation,
+    want_sshd: bool,
+    want_audit: bool,
+) -> Vec<CheckResult> {
     let started = Instant::now();
     let mut wanted = vec![];
     if want_sshd {
@@ -538,20 +846,41 @@ pub fn run(ctx: &Ctx, shared: &SshShared, p: &Permutation, want_sshd: bool, want
     }
     let all = |f: &dyn Fn(CheckId) -> CheckResult| wanted.iter().map(|c| f(*c)).collect::<Vec<_>>();
     let Some(rendered) = p.rendered("sshd_config") else {
-        return all(&|c| CheckResult::not_applicable(c, "sshd is not enabled in this configuration"));
+        return all(&|c| {
+            CheckResult::not_applicable(c, "sshd is not enabled in this configuration")
+        });
     };
     if !p.knob_bool("ssh.enable") {
-        return all(&|c| CheckResult::not_applicable(c, "paranoid.ssh.enable is off: paranoid promises nothing about this sshd"));
+        return all(&|c| {
+            CheckResult::not_applicable(
+                c,
+                "paranoid.ssh.enable is off: paranoid promises nothing about this sshd",
+            )
+        });
     }
-    if let Some(r) = needs_root(&wanted, "runs sshd as root in a private network namespace and logs in as throwaway users") {
+    if let Some(r) = needs_root(
+        &wanted,
+        "runs sshd as root in a private network namespace and logs in as throwaway users",
+    ) {
         return r;
     }
     let mut results = vec![];
     let mut tools_ok = vec![];
     for c in &wanted {
-        let need = if *c == CheckId::Sshd { SSH_TOOLS } else { AUDIT_TOOLS };
+        let need = if *c == CheckId::Sshd {
+            SSH_TOOLS
+        } else {
+            AUDIT_TOOLS
+        };
         match ctx.tools.missing(need) {
-            Some(t) => results.push(CheckResult::skipped(*c, SkipKind::MissingTool, format!("{t} not installed (apt-get install {})", crate::context::package_of(&t)))),
+            Some(t) => results.push(CheckResult::skipped(
+                *c,
+                SkipKind::MissingTool,
+                format!(
+                    "{t} not installed (apt-get install {})",
+                    crate::context::package_of(&t)
+                ),
+            )),
             None => tools_ok.push(*c),
         }
     }
@@ -560,7 +889,11 @@ pub fn run(ctx: &Ctx, shared: &SshShared, p: &Permutation, want_sshd: bool, want
     }
     if let Err(e) = ctx.netns_available() {
         results.extend(tools_ok.iter().map(|c| {
-            CheckResult::skipped(*c, SkipKind::Environment, format!("needs network namespaces (sshd runs in a private one): {e}"))
+            CheckResult::skipped(
+                *c,
+                SkipKind::Environment,
+                format!("needs network namespaces (sshd runs in a private one): {e}"),
+            )
         }));
         results.sort_by_key(|r| r.check);
         return results;
@@ -568,7 +901,16 @@ pub fn run(ctx: &Ctx, shared: &SshShared, p: &Permutation, want_sshd: bool, want
     let mut rec = Recorder::new(CheckId::Sshd);
     let mut audit = Recorder::new(CheckId::SshAudit);
     let mut live_skipped = None;
-    let outcome = run_inner(ctx, shared, p, rendered, &tools_ok, &mut rec, &mut audit, &mut live_skipped);
+    let outcome = run_inner(
+        ctx,
+        shared,
+        p,
+        rendered,
+        &tools_ok,
+        &mut rec,
+        &mut audit,
+        &mut live_skipped,
+    );
     if let Err(e) = outcome {
         rec.fail("could not run the ssh checks", e.clone());
         audit.fail("could not run the ssh checks", e);
@@ -576,7 +918,10 @@ pub fn run(ctx: &Ctx, shared: &SshShared, p: &Permutation, want_sshd: bool, want
     let ms = elapsed_ms(started);
     for c in tools_ok {
         let r = if c == CheckId::Sshd {
-            let r = std::mem::replace(&mut rec, Recorder::new(CheckId::Sshd)).finish("sshd behaves as promised and the weak control was caught", ms);
+            let r = std::mem::replace(&mut rec, Recorder::new(CheckId::Sshd)).finish(
+                "sshd behaves as promised and the weak control was caught",
+                ms,
+            );
             match (&live_skipped, r.status) {
                 (Some(why), crate::model::Status::Pass) => CheckResult {
                     status: crate::model::Status::Skipped,
@@ -587,7 +932,8 @@ pub fn run(ctx: &Ctx, shared: &SshShared, p: &Permutation, want_sshd: bool, want
                 _ => r,
             }
         } else {
-            std::mem::replace(&mut audit, Recorder::new(CheckId::SshAudit)).finish("ssh-audit finds nothing to fault", ms)
+            std::mem::replace(&mut audit, Recorder::new(CheckId::SshAudit))
+                .finish("ssh-audit finds nothing to fault", ms)
         };
         results.push(r);
     }
@@ -610,7 +956,11 @@ fn run_inner(
     ensure_privsep_dir(rec)?;
     let prep = prepare(ctx, shared, p, rendered, &users, "ssh", rec)?;
     // ssh-audit judges the adapted server too: it gets the same adaptation record.
-    for e in rec.evidence.iter().filter(|e| e.kind == crate::model::EvidenceKind::Adaptation) {
+    for e in rec
+        .evidence
+        .iter()
+        .filter(|e| e.kind == crate::model::EvidenceKind::Adaptation)
+    {
         audit.evidence.push(e.clone());
     }
     let sshd = ctx.tools.path("sshd");
@@ -618,15 +968,26 @@ fn run_inner(
 
     // Static: sshd's own parser and its effective values per user.
     let t = ctx.tool("sshd").args(["-t", "-f", cfg.as_str()]);
-    let o = ctx.run(&t, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-    let syntax_ok = rec.step("sshd accepts the configuration (sshd -t)", t.display(), o.digest(3), o.ok());
+    let o = ctx
+        .run(&t, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let syntax_ok = rec.step(
+        "sshd accepts the configuration (sshd -t)",
+        t.display(),
+        o.digest(3),
+        o.ok(),
+    );
     if !syntax_ok {
         audit.fail("sshd rejects the configuration", o.digest(3));
         return Ok(());
     }
     let effective = |user: &str| -> Result<(String, BTreeMap<String, Vec<String>>), String> {
-        let c = Cmd::new(sshd.clone()).args(["-T", "-f", cfg.as_str(), "-C"]).arg(format!("user={user},host=localhost,addr=127.0.0.1"));
-        let o = ctx.run(&c, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        let c = Cmd::new(sshd.clone())
+            .args(["-T", "-f", cfg.as_str(), "-C"])
+            .arg(format!("user={user},host=localhost,addr=127.0.0.1"));
+        let o = ctx
+            .run(&c, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
         if !o.ok() {
             return Err(format!("`{}`: {}", c.display(), o.digest(3)));
         }
@@ -634,8 +995,14 @@ fn run_inner(
     };
     let (_, eff_member) = effective(&users.member.name)?;
     let allow = allowusers(&eff_member);
-    let prl = p.knob_str("ssh.permitRootLogin").unwrap_or("prohibit-password").to_string();
-    let root_expected = matches!(prl.as_str(), "prohibit-password" | "without-password" | "yes") && user_allowed(&allow, "root");
+    let prl = p
+        .knob_str("ssh.permitRootLogin")
+        .unwrap_or("prohibit-password")
+        .to_string();
+    let root_expected = matches!(
+        prl.as_str(),
+        "prohibit-password" | "without-password" | "yes"
+    ) && user_allowed(&allow, "root");
     let login = if user_allowed(&allow, &users.member.name) {
         Some(users.member.name.clone())
     } else if root_expected {
@@ -643,7 +1010,10 @@ fn run_inner(
     } else {
         None
     };
-    let sftp_expected = p.knob("ssh.allowSFTP").and_then(|v| v.as_bool()).unwrap_or(true);
+    let sftp_expected = p
+        .knob("ssh.allowSFTP")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
 
     if wanted.contains(&CheckId::Sshd) {
         let mut who_list = vec![users.member.name.clone(), "root".to_string()];
@@ -653,21 +1023,34 @@ fn run_inner(
             let mut bad = vec![];
             let mut good = vec![];
             for (k, want) in expected_effective(p) {
-                let got = eff.get(k).map(|v| v.join(" ")).unwrap_or_else(|| "(absent)".into());
+                let got = eff
+                    .get(k)
+                    .map(|v| v.join(" "))
+                    .unwrap_or_else(|| "(absent)".into());
                 if got == want {
                     good.push(format!("{k} {got}"));
                 } else {
                     bad.push(format!("{k} {got} (promised {want})"));
                 }
             }
-            let sftp_lines: Vec<&String> = eff.get("subsystem").map(|v| v.iter().filter(|l| l.starts_with("sftp")).collect()).unwrap_or_default();
+            let sftp_lines: Vec<&String> = eff
+                .get("subsystem")
+                .map(|v| v.iter().filter(|l| l.starts_with("sftp")).collect())
+                .unwrap_or_default();
             if sftp_lines.is_empty() == sftp_expected {
                 bad.push(format!(
                     "subsystem sftp {} (paranoid.ssh.allowSFTP = {sftp_expected})",
-                    if sftp_lines.is_empty() { "absent".into() } else { sftp_lines[0].clone() }
+                    if sftp_lines.is_empty() {
+                        "absent".into()
+                    } else {
+                        sftp_lines[0].clone()
+                    }
                 ));
             } else {
-                good.push(format!("subsystem sftp {}", if sftp_expected { "present" } else { "absent" }));
+                good.push(format!(
+                    "subsystem sftp {}",
+                    if sftp_expected { "present" } else { "absent" }
+                ));
             }
             if let Some(want) = p.knob("ssh.allowUsers").filter(|v| !v.is_null()) {
                 let want: BTreeSet<String> = strings(Some(want)).into_iter().collect();
@@ -675,15 +1058,27 @@ fn run_inner(
                 if want != got {
                     bad.push(format!("allowusers {got:?} (promised {want:?})"));
                 } else {
-                    good.push(format!("allowusers {}", got.iter().cloned().collect::<Vec<_>>().join(" ")));
+                    good.push(format!(
+                        "allowusers {}",
+                        got.iter().cloned().collect::<Vec<_>>().join(" ")
+                    ));
                 }
             }
-            let akf = eff.get("authorizedkeysfile").map(|v| v.join(" ")).unwrap_or_default();
-            let homedir: Vec<&str> = akf.split_whitespace().filter(|f| !f.starts_with('/') || f.contains("%h") || f.contains("%d")).collect();
+            let akf = eff
+                .get("authorizedkeysfile")
+                .map(|v| v.join(" "))
+                .unwrap_or_default();
+            let homedir: Vec<&str> = akf
+                .split_whitespace()
+                .filter(|f| !f.starts_with('/') || f.contains("%h") || f.contains("%d"))
+                .collect();
             if homedir.is_empty() {
                 good.push(format!("authorizedkeysfile {akf}"));
             } else {
-                bad.push(format!("authorizedkeysfile reads keys from the home directory: {}", homedir.join(" ")));
+                bad.push(format!(
+                    "authorizedkeysfile reads keys from the home directory: {}",
+                    homedir.join(" ")
+                ));
             }
             let ok = bad.is_empty();
             rec.step(
@@ -696,7 +1091,12 @@ fn run_inner(
     }
 
     let server = start_server(ctx, &prep, "sshd.log")?;
-    rec.note(format!("sshd listening on 127.0.0.1:{} in network namespace {} (pid {})", server.port, server.ns.name, server.daemon.pid()));
+    rec.note(format!(
+        "sshd listening on 127.0.0.1:{} in network namespace {} (pid {})",
+        server.port,
+        server.ns.name,
+        server.daemon.pid()
+    ));
     super::test_panic_hook(CheckId::Sshd);
 
     if wanted.contains(&CheckId::SshAudit) {
@@ -704,8 +1104,14 @@ fn run_inner(
     }
 
     if wanted.contains(&CheckId::Sshd) {
-        let client = Client { ctx, ns: &server.ns.name, port: server.port, prep: &prep };
-        let outsider = (!allow.is_empty() && !user_allowed(&allow, &users.outsider.name)).then(|| users.outsider.name.clone());
+        let client = Client {
+            ctx,
+            ns: &server.ns.name,
+            port: server.port,
+            prep: &prep,
+        };
+        let outsider = (!allow.is_empty() && !user_allowed(&allow, &users.outsider.name))
+            .then(|| users.outsider.name.clone());
         let Some(login) = login else {
             // Not the configuration's fault: this sandbox only has root and its own throwaway
             // users, and AllowUsers is a security keyword it never rewrites.
@@ -716,12 +1122,23 @@ fn run_inner(
             ));
             return Ok(());
         };
-        let who = Who { login: login.clone(), password_user: users.member.name.clone(), outsider };
+        let who = Who {
+            login: login.clone(),
+            password_user: users.member.name.clone(),
+            outsider,
+        };
         let probes = probe_all(&client, &who, login != "root");
-        let mut probes: BTreeMap<&'static str, Probe> = probes.into_iter().map(|p| (p.name, p)).collect();
+        let mut probes: BTreeMap<&'static str, Probe> =
+            probes.into_iter().map(|p| (p.name, p)).collect();
         if login == "root" {
             if let Some(k) = probes.get("key login").cloned() {
-                probes.insert("root login", Probe { name: "root login", ..k });
+                probes.insert(
+                    "root login",
+                    Probe {
+                        name: "root login",
+                        ..k
+                    },
+                );
             }
         }
         drop(server);
@@ -731,9 +1148,24 @@ fn run_inner(
             match name {
                 "password" | "keyboard-interactive" => (false, "refused".into()),
                 "key login" => (true, format!("works for the allowed user {login}")),
-                "forward -W" | "forward -L" | "forward -R" | "agent forwarding" => (false, "refused".into()),
-                "sftp" => (sftp_expected, if sftp_expected { "works (allowSFTP on)".into() } else { "refused (allowSFTP off)".into() }),
-                "root login" => (root_expected, format!("{} (PermitRootLogin {prl})", if root_expected { "works" } else { "refused" })),
+                "forward -W" | "forward -L" | "forward -R" | "agent forwarding" => {
+                    (false, "refused".into())
+                }
+                "sftp" => (
+                    sftp_expected,
+                    if sftp_expected {
+                        "works (allowSFTP on)".into()
+                    } else {
+                        "refused (allowSFTP off)".into()
+                    },
+                ),
+                "root login" => (
+                    root_expected,
+                    format!(
+                        "{} (PermitRootLogin {prl})",
+                        if root_expected { "works" } else { "refused" }
+                    ),
+                ),
                 _ => (false, "refused (not in AllowUsers)".into()),
             }
         };
@@ -744,12 +1176,19 @@ fn run_inner(
             if (*name == "password" || *name == "keyboard-interactive") && ok {
                 // The refusal must come from the offered methods, not from anything else.
                 let m = probe.methods.clone().unwrap_or_default();
-                if m.split(',').any(|x| x == "password" || x == "keyboard-interactive") {
+                if m.split(',')
+                    .any(|x| x == "password" || x == "keyboard-interactive")
+                {
                     ok = false;
                     decisive.push_str(&format!(" (the server still offers {m})"));
                 }
             }
-            rec.step(format!("{name} {text}"), probe.command.clone(), decisive, ok);
+            rec.step(
+                format!("{name} {text}"),
+                probe.command.clone(),
+                decisive,
+                ok,
+            );
         }
         // The control: every probe must see the weakness.
         let mut blind = vec![];
@@ -769,24 +1208,56 @@ fn run_inner(
                 true,
             );
         } else {
-            rec.fail("a probe did not catch the weak control (it cannot fail, so it proves nothing)", blind.join(" | "));
+            rec.fail(
+                "a probe did not catch the weak control (it cannot fail, so it proves nothing)",
+                blind.join(" | "),
+            );
         }
     }
     Ok(())
 }
 
-fn audit_server(ctx: &Ctx, p: &Permutation, server: &Server, audit: &mut Recorder) -> Result<(), String> {
+fn audit_server(
+    ctx: &Ctx,
+    p: &Permutation,
+    server: &Server,
+    audit: &mut Recorder,
+) -> Result<(), String> {
     let crypto = p.knob_str("ssh.crypto").unwrap_or("modern").to_string();
     let port = server.port.to_string();
-    let c = ctx.tool("ssh-audit").in_netns(&server.ns.name).args(["-n", "-b", "-t", "5", "-p", port.as_str(), "127.0.0.1"]);
-    let o = ctx.run(&c, Duration::from_secs(20)).map_err(|e| e.to_string())?;
+    let c = ctx.tool("ssh-audit").in_netns(&server.ns.name).args([
+        "-n",
+        "-b",
+        "-t",
+        "5",
+        "-p",
+        port.as_str(),
+        "127.0.0.1",
+    ]);
+    let o = ctx
+        .run(&c, Duration::from_secs(20))
+        .map_err(|e| e.to_string())?;
     if o.code == Some(1) || o.stdout.is_empty() {
         audit.fail("ssh-audit could not audit the server", o.digest(4));
         return Ok(());
     }
-    let fails: Vec<&str> = o.stdout.lines().filter(|l| l.contains("[fail]")).map(str::trim).collect();
-    let warns: Vec<&str> = o.stdout.lines().filter(|l| l.contains("[warn]") && !l.contains(TERRAPIN_MARKER_WARN)).map(str::trim).collect();
-    let marker = o.stdout.lines().find(|l| l.contains(TERRAPIN_MARKER_WARN)).map(str::trim);
+    let fails: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter(|l| l.contains("[fail]"))
+        .map(str::trim)
+        .collect();
+    let warns: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter(|l| l.contains("[warn]") && !l.contains(TERRAPIN_MARKER_WARN))
+        .map(str::trim)
+        .collect();
+    let marker = o
+        .stdout
+        .lines()
+        .find(|l| l.contains(TERRAPIN_MARKER_WARN))
+        .map(str::trim);
     let gate_warns = crypto != "upstream";
     let mut summary = vec![];
     if fails.is_empty() {
@@ -800,7 +1271,9 @@ fn audit_server(ctx: &Ctx, p: &Permutation, server: &Server, audit: &mut Recorde
         summary.extend(warns.iter().map(|s| s.to_string()));
     }
     if let Some(m) = marker {
-        summary.push(format!("tolerated: {m} (Debian's Terrapin marker; ssh-audit 2.5.0 does not know it)"));
+        summary.push(format!(
+            "tolerated: {m} (Debian's Terrapin marker; ssh-audit 2.5.0 does not know it)"
+        ));
     }
     let ok = fails.is_empty() && (!gate_warns || warns.is_empty());
     let what = if gate_warns {

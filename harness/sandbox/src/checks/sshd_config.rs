@@ -53,10 +53,16 @@ fn split_keyword(line: &str) -> Option<(String, String, String)> {
         return None;
     }
     let indent = &line[..line.len() - t.len()];
-    let end = t.find(|c: char| c.is_whitespace() || c == '=').unwrap_or(t.len());
+    let end = t
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(t.len());
     let key = &t[..end];
     let rest = t[end..].trim_start_matches(|c: char| c.is_whitespace() || c == '=');
-    Some((indent.to_string(), key.to_string(), rest.trim_end().to_string()))
+    Some((
+        indent.to_string(),
+        key.to_string(),
+        rest.trim_end().to_string(),
+    ))
 }
 
 fn key_type_from_path(path: &str) -> Option<String> {
@@ -83,15 +89,30 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
             first_match = Some(lines.len());
         }
         match k.as_str() {
-            "include" => return Err(format!("`{line}`: Include of files from the target system cannot be followed here")),
+            "include" => {
+                return Err(format!(
+                    "`{line}`: Include of files from the target system cannot be followed here"
+                ))
+            }
             "hostkey" => {
                 seen_hostkey = true;
-                let declared = input.declared_host_keys.iter().find(|(p, _, _)| *p == value);
+                let declared = input
+                    .declared_host_keys
+                    .iter()
+                    .find(|(p, _, _)| *p == value);
                 let (ty, bits) = match declared {
                     Some((_, t, b)) => (t.clone(), *b),
-                    None => (key_type_from_path(&value).ok_or_else(|| format!("HostKey {value}: cannot tell its key type"))?, None),
+                    None => (
+                        key_type_from_path(&value)
+                            .ok_or_else(|| format!("HostKey {value}: cannot tell its key type"))?,
+                        None,
+                    ),
                 };
-                let bits = if ty == "rsa" { bits.or(Some(4096)) } else { bits };
+                let bits = if ty == "rsa" {
+                    bits.or(Some(4096))
+                } else {
+                    bits
+                };
                 let p = (input.host_key)(&ty, bits)?;
                 out.adaptations.push(format!(
                     "HostKey {value} → {p} (throwaway {ty}{} key)",
@@ -100,22 +121,32 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
                 lines.push(format!("{indent}{key} {p}"));
             }
             "port" => {
-                out.ports.extend(value.split_whitespace().filter_map(|p| p.parse::<u16>().ok()));
+                out.ports.extend(
+                    value
+                        .split_whitespace()
+                        .filter_map(|p| p.parse::<u16>().ok()),
+                );
                 lines.push(line.to_string());
             }
             "listenaddress" => {
                 seen_listen = true;
-                let port = value.rsplit_once(':').filter(|(h, _)| !h.contains(':') || h.ends_with(']')).map(|(_, p)| p.to_string());
+                let port = value
+                    .rsplit_once(':')
+                    .filter(|(h, _)| !h.contains(':') || h.ends_with(']'))
+                    .map(|(_, p)| p.to_string());
                 let new = match port {
                     Some(p) if p.chars().all(|c| c.is_ascii_digit()) => format!("127.0.0.1:{p}"),
                     _ => "127.0.0.1".to_string(),
                 };
-                out.adaptations.push(format!("ListenAddress {value} → {new} (sshd runs in a private network namespace)"));
+                out.adaptations.push(format!(
+                    "ListenAddress {value} → {new} (sshd runs in a private network namespace)"
+                ));
                 lines.push(format!("{indent}{key} {new}"));
             }
             "pidfile" => {
                 seen_pid = true;
-                out.adaptations.push(format!("PidFile {value} → {}", input.pid_file));
+                out.adaptations
+                    .push(format!("PidFile {value} → {}", input.pid_file));
                 lines.push(format!("{indent}{key} {}", input.pid_file));
             }
             "subsystem" => {
@@ -149,18 +180,25 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
                     .collect();
                 let new = toks.join(" ");
                 if changed {
-                    out.adaptations.push(format!("AuthorizedKeysFile {value} → {new} (holds the throwaway test keys)"));
+                    out.adaptations.push(format!(
+                        "AuthorizedKeysFile {value} → {new} (holds the throwaway test keys)"
+                    ));
                 }
                 lines.push(format!("{indent}{key} {new}"));
             }
             _ => {
                 if let Some((_, query)) = ALGORITHM_KEYWORDS.iter().find(|(kw, _)| *kw == k) {
-                    let known = input.known.get(*query).ok_or_else(|| format!("no `ssh -Q {query}` list to check {key} against"))?;
+                    let known = input.known.get(*query).ok_or_else(|| {
+                        format!("no `ssh -Q {query}` list to check {key} against")
+                    })?;
                     let (prefix, list) = match value.chars().next() {
                         Some(c @ ('+' | '-' | '^')) => (c.to_string(), &value[1..]),
                         _ => (String::new(), value.as_str()),
                     };
-                    let (keep, drop): (Vec<&str>, Vec<&str>) = list.split(',').filter(|a| !a.is_empty()).partition(|a| known.contains(*a));
+                    let (keep, drop): (Vec<&str>, Vec<&str>) = list
+                        .split(',')
+                        .filter(|a| !a.is_empty())
+                        .partition(|a| known.contains(*a));
                     if !drop.is_empty() {
                         if keep.is_empty() {
                             return Err(format!("{key}: this OpenSSH knows none of {list}"));
@@ -188,12 +226,17 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
     }
     if !seen_pid {
         added.push(format!("PidFile {}", input.pid_file));
-        out.adaptations.push(format!("PidFile {} added (none rendered; the default is the host's /run/sshd.pid)", input.pid_file));
+        out.adaptations.push(format!(
+            "PidFile {} added (none rendered; the default is the host's /run/sshd.pid)",
+            input.pid_file
+        ));
     }
     if !seen_hostkey {
         let p = (input.host_key)("ed25519", None)?;
         added.push(format!("HostKey {p}"));
-        out.adaptations.push(format!("HostKey {p} added (none rendered; sshd would read the host's /etc/ssh keys)"));
+        out.adaptations.push(format!(
+            "HostKey {p} added (none rendered; sshd would read the host's /etc/ssh keys)"
+        ));
     }
     if out.ports.is_empty() {
         out.ports.push(22);
@@ -209,7 +252,8 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
 /// these win. The probes must catch every one of them on the control server.
 pub fn weak_control(adapted: &str, extra_allowed_user: &str) -> String {
     let mut head = vec![
-        "# paranoid-sandbox positive control: deliberately weak; every probe must catch it".to_string(),
+        "# paranoid-sandbox positive control: deliberately weak; every probe must catch it"
+            .to_string(),
         "PasswordAuthentication yes".into(),
         "KbdInteractiveAuthentication yes".into(),
         "AuthenticationMethods any".into(),
@@ -220,12 +264,21 @@ pub fn weak_control(adapted: &str, extra_allowed_user: &str) -> String {
         "DisableForwarding no".into(),
         "PermitTunnel yes".into(),
     ];
-    let has = |kw: &str| adapted.lines().filter_map(split_keyword).any(|(_, k, _)| k.eq_ignore_ascii_case(kw));
+    let has = |kw: &str| {
+        adapted
+            .lines()
+            .filter_map(split_keyword)
+            .any(|(_, k, _)| k.eq_ignore_ascii_case(kw))
+    };
     if has("AllowUsers") {
         // AllowUsers lines add up; this admits the test user next to the rendered ones.
         head.push(format!("AllowUsers {extra_allowed_user}"));
     }
-    if !adapted.lines().filter_map(split_keyword).any(|(_, k, v)| k.eq_ignore_ascii_case("Subsystem") && v.starts_with("sftp")) {
+    if !adapted
+        .lines()
+        .filter_map(split_keyword)
+        .any(|(_, k, v)| k.eq_ignore_ascii_case("Subsystem") && v.starts_with("sftp"))
+    {
         head.push(format!("Subsystem sftp {DEBIAN_SFTP_SERVER}"));
     }
     head.join("\n") + "\n" + adapted
@@ -240,7 +293,9 @@ pub fn parse_effective(out: &str) -> BTreeMap<String, Vec<String>> {
             continue;
         }
         let (k, v) = l.split_once(' ').unwrap_or((l, ""));
-        m.entry(k.to_ascii_lowercase()).or_default().push(v.trim().to_string());
+        m.entry(k.to_ascii_lowercase())
+            .or_default()
+            .push(v.trim().to_string());
     }
     m
 }
@@ -259,15 +314,34 @@ mod tests {
 
     fn known() -> BTreeMap<String, BTreeSet<String>> {
         let mut m = BTreeMap::new();
-        m.insert("kex".to_string(), ["curve25519-sha256", "curve25519-sha256@libssh.org"].iter().map(|s| s.to_string()).collect());
-        for q in ["cipher", "mac", "HostKeyAlgorithms", "PubkeyAcceptedAlgorithms", "sig", "HostbasedAcceptedAlgorithms"] {
+        m.insert(
+            "kex".to_string(),
+            ["curve25519-sha256", "curve25519-sha256@libssh.org"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
+        for q in [
+            "cipher",
+            "mac",
+            "HostKeyAlgorithms",
+            "PubkeyAcceptedAlgorithms",
+            "sig",
+            "HostbasedAcceptedAlgorithms",
+        ] {
             m.insert(q.to_string(), BTreeSet::new());
         }
         m
     }
 
     fn input<'a>(k: &'a BTreeMap<String, BTreeSet<String>>, hk: HostKeyFn<'a>) -> AdaptInput<'a> {
-        AdaptInput { host_key: hk, declared_host_keys: &[], keys_dir: "/t/keys/", pid_file: "/t/pid", known: k }
+        AdaptInput {
+            host_key: hk,
+            declared_host_keys: &[],
+            keys_dir: "/t/keys/",
+            pid_file: "/t/pid",
+            known: k,
+        }
     }
 
     #[test]
@@ -279,14 +353,22 @@ mod tests {
                    HostKey /etc/ssh/ssh_host_ed25519_key\nMatch User x\n  AllowTcpForwarding yes\n";
         let a = adapt(cfg, &input(&k, &hk)).unwrap();
         assert!(a.text.starts_with("PasswordAuthentication no\nKexAlgorithms curve25519-sha256\nAllowTcpForwarding no\nPort 22\n"), "{}", a.text);
-        assert!(a.text.contains("Subsystem sftp /usr/lib/openssh/sftp-server\n"));
+        assert!(a
+            .text
+            .contains("Subsystem sftp /usr/lib/openssh/sftp-server\n"));
         assert!(a.text.contains("AuthorizedKeysFile /t/keys/%u\n"));
         assert!(a.text.contains("HostKey /t/hk_ed25519\n"));
         // Added global lines go before the Match block, which is kept verbatim.
         let m = a.text.find("Match User x").unwrap();
-        assert!(a.text.find("ListenAddress 127.0.0.1").unwrap() < m && a.text.find("PidFile /t/pid").unwrap() < m);
+        assert!(
+            a.text.find("ListenAddress 127.0.0.1").unwrap() < m
+                && a.text.find("PidFile /t/pid").unwrap() < m
+        );
         assert!(a.text.ends_with("Match User x\n  AllowTcpForwarding yes\n"));
-        assert!(a.adaptations.iter().any(|l| l.contains("dropped mlkem768x25519-sha256")));
+        assert!(a
+            .adaptations
+            .iter()
+            .any(|l| l.contains("dropped mlkem768x25519-sha256")));
         assert_eq!(a.ports, vec![22]);
     }
 
@@ -300,7 +382,10 @@ mod tests {
     #[test]
     fn weak_control_puts_weak_lines_first_and_admits_the_test_user() {
         let c = weak_control("AllowUsers root\nPasswordAuthentication no\n", "pzs1u");
-        assert!(c.find("PasswordAuthentication yes").unwrap() < c.find("PasswordAuthentication no").unwrap());
+        assert!(
+            c.find("PasswordAuthentication yes").unwrap()
+                < c.find("PasswordAuthentication no").unwrap()
+        );
         assert!(c.contains("AllowUsers pzs1u\n") && c.contains("Subsystem sftp"));
     }
 

@@ -34,7 +34,11 @@ pub fn parse_scores(out: &str) -> BTreeMap<String, f64> {
     for l in out.lines() {
         if let Some(rest) = l.split("Overall exposure level for ").nth(1) {
             if let Some((unit, tail)) = rest.split_once(": ") {
-                if let Some(score) = tail.split_whitespace().next().and_then(|s| s.parse::<f64>().ok()) {
+                if let Some(score) = tail
+                    .split_whitespace()
+                    .next()
+                    .and_then(|s| s.parse::<f64>().ok())
+                {
                     m.insert(unit.trim().to_string(), score);
                 }
             }
@@ -65,23 +69,39 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
         return CheckResult::not_applicable(id, "no service has a paranoid sandbox preset (paranoid.services is empty): no unit to score");
     }
     if let Some(t) = ctx.tools.missing(&["systemd-analyze"]) {
-        return CheckResult::skipped(id, SkipKind::MissingTool, format!("{t} not installed (apt-get install {})", package_of(&t)));
+        return CheckResult::skipped(
+            id,
+            SkipKind::MissingTool,
+            format!("{t} not installed (apt-get install {})", package_of(&t)),
+        );
     }
     let mut rec = Recorder::new(id);
     let presets = p.sandbox_presets();
     if let Err(e) = run_inner(ctx, &units, &presets, &mut rec) {
         rec.fail("could not run the units check", e);
     }
-    let gated: Vec<String> = presets.iter().filter(|(_, pr)| threshold(pr).is_some()).map(|(u, pr)| format!("{u} ({pr})")).collect();
+    let gated: Vec<String> = presets
+        .iter()
+        .filter(|(_, pr)| threshold(pr).is_some())
+        .map(|(u, pr)| format!("{u} ({pr})"))
+        .collect();
     let summary = if gated.is_empty() {
         "every rendered unit verifies; no paranoid.services preset to gate".to_string()
     } else {
-        format!("every rendered unit verifies; within the preset threshold: {}", gated.join(", "))
+        format!(
+            "every rendered unit verifies; within the preset threshold: {}",
+            gated.join(", ")
+        )
     };
     rec.finish(summary, elapsed_ms(started))
 }
 
-fn run_inner(ctx: &Ctx, units: &[(String, String)], presets: &[(String, String)], rec: &mut Recorder) -> Result<(), String> {
+fn run_inner(
+    ctx: &Ctx,
+    units: &[(String, String)],
+    presets: &[(String, String)],
+    rec: &mut Recorder,
+) -> Result<(), String> {
     let scratch = ctx.scratch("units").map_err(|e| e.to_string())?;
     let root = scratch.path("root");
     let unit_dir = root.join("etc/systemd/system");
@@ -93,7 +113,18 @@ fn run_inner(ctx: &Ctx, units: &[(String, String)], presets: &[(String, String)]
         let mut text = text.clone();
         for (setting, since, replacement) in NEWER_THAN_HOST {
             if major > 0 && major < *since && text.lines().any(|l| l.trim() == *setting) {
-                text = text.lines().map(|l| if l.trim() == *setting { replacement.to_string() } else { l.to_string() }).collect::<Vec<_>>().join("\n") + "\n";
+                text = text
+                    .lines()
+                    .map(|l| {
+                        if l.trim() == *setting {
+                            replacement.to_string()
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n";
                 rec.adapt(format!("{name}: {setting} → {replacement} for verification (systemd {major} here; {setting} needs systemd ≥ {since})"));
             }
         }
@@ -114,57 +145,128 @@ fn run_inner(ctx: &Ctx, units: &[(String, String)], presets: &[(String, String)]
         verifiable.push(name.clone());
     }
     if stubs > 0 {
-        rec.adapt(format!("{stubs} Exec binaries (store paths) stubbed in the root so `verify` can find them"));
+        rec.adapt(format!(
+            "{stubs} Exec binaries (store paths) stubbed in the root so `verify` can find them"
+        ));
     }
     let root_arg = format!("--root={}", root.display());
     for name in &verifiable {
-        let c = ctx.tool("systemd-analyze").args(["verify", root_arg.as_str(), "--recursive-errors=no", name.as_str()]);
-        let o = ctx.run(&c, Duration::from_secs(20)).map_err(|e| e.to_string())?;
-        let noise = o.all().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ");
-        rec.step(format!("{name} has no syntax errors (systemd-analyze verify)"), c.display(), if noise.is_empty() { o.rc() } else { format!("{}: {noise}", o.rc()) }, o.ok());
+        let c = ctx.tool("systemd-analyze").args([
+            "verify",
+            root_arg.as_str(),
+            "--recursive-errors=no",
+            name.as_str(),
+        ]);
+        let o = ctx
+            .run(&c, Duration::from_secs(20))
+            .map_err(|e| e.to_string())?;
+        let noise = o
+            .all()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" | ");
+        rec.step(
+            format!("{name} has no syntax errors (systemd-analyze verify)"),
+            c.display(),
+            if noise.is_empty() {
+                o.rc()
+            } else {
+                format!("{}: {noise}", o.rc())
+            },
+            o.ok(),
+        );
     }
     for (unit, preset) in presets {
         if !units.iter().any(|(n, _)| n == unit) {
-            rec.fail(format!("{unit} has sandbox preset {preset} but is not rendered"), "the projection has no unit text for it".to_string());
+            rec.fail(
+                format!("{unit} has sandbox preset {preset} but is not rendered"),
+                "the projection has no unit text for it".to_string(),
+            );
         }
     }
     if verifiable.is_empty() {
         return Ok(());
     }
-    let c = ctx.tool("systemd-analyze").args(["security", "--offline=yes", root_arg.as_str()]).args(verifiable.iter().map(String::as_str));
-    let o = ctx.run(&c, Duration::from_secs(30)).map_err(|e| e.to_string())?;
+    let c = ctx
+        .tool("systemd-analyze")
+        .args(["security", "--offline=yes", root_arg.as_str()])
+        .args(verifiable.iter().map(String::as_str));
+    let o = ctx
+        .run(&c, Duration::from_secs(30))
+        .map_err(|e| e.to_string())?;
     let scores = parse_scores(&o.stdout);
-    let preset_of: BTreeMap<&str, &str> = presets.iter().map(|(u, p)| (u.as_str(), p.as_str())).collect();
+    let preset_of: BTreeMap<&str, &str> = presets
+        .iter()
+        .map(|(u, p)| (u.as_str(), p.as_str()))
+        .collect();
     let mut info = vec![];
     for name in &verifiable {
         let Some(score) = scores.get(name) else {
             rec.fail(format!("{name}: no exposure score"), o.digest(3));
             continue;
         };
-        match preset_of.get(name.as_str()).and_then(|p| threshold(p).map(|t| (*p, t))) {
+        match preset_of
+            .get(name.as_str())
+            .and_then(|p| threshold(p).map(|t| (*p, t)))
+        {
             Some((preset, max)) => {
                 let ok = *score <= max;
-                let line = o.stdout.lines().find(|l| l.contains(&format!("for {name}:"))).map(|l| l.trim().trim_start_matches("→ ").to_string()).unwrap_or_default();
+                let line = o
+                    .stdout
+                    .lines()
+                    .find(|l| l.contains(&format!("for {name}:")))
+                    .map(|l| l.trim().trim_start_matches("→ ").to_string())
+                    .unwrap_or_default();
                 let mut out = line;
                 if !ok {
-                    out.push_str(&format!("; largest contributors: {}", breakdown(ctx, &root_arg, name)));
+                    out.push_str(&format!(
+                        "; largest contributors: {}",
+                        breakdown(ctx, &root_arg, name)
+                    ));
                 }
-                rec.step(format!("{name} (preset {preset}) exposure ≤ {max:.1}"), c.display(), out, ok);
+                rec.step(
+                    format!("{name} (preset {preset}) exposure ≤ {max:.1}"),
+                    c.display(),
+                    out,
+                    ok,
+                );
             }
-            None => info.push(format!("{name} {score:.1}{}", preset_of.get(name.as_str()).map(|p| format!(" (preset {p}, not gated)")).unwrap_or_default())),
+            None => info.push(format!(
+                "{name} {score:.1}{}",
+                preset_of
+                    .get(name.as_str())
+                    .map(|p| format!(" (preset {p}, not gated)"))
+                    .unwrap_or_default()
+            )),
         }
     }
     if !info.is_empty() {
-        rec.note(format!("exposure of units without a gated preset: {}", info.join(", ")));
+        rec.note(format!(
+            "exposure of units without a gated preset: {}",
+            info.join(", ")
+        ));
     }
     Ok(())
 }
 
 /// The settings costing the most exposure, from `--json=short`.
 fn breakdown(ctx: &Ctx, root_arg: &str, unit: &str) -> String {
-    let c = ctx.tool("systemd-analyze").args(["security", "--offline=yes", root_arg, "--json=short", unit]);
-    let Ok(o) = ctx.run(&c, Duration::from_secs(30)) else { return "(unavailable)".into() };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(o.stdout.lines().next().unwrap_or("[]")) else { return "(unparsable)".into() };
+    let c = ctx.tool("systemd-analyze").args([
+        "security",
+        "--offline=yes",
+        root_arg,
+        "--json=short",
+        unit,
+    ]);
+    let Ok(o) = ctx.run(&c, Duration::from_secs(30)) else {
+        return "(unavailable)".into();
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(o.stdout.lines().next().unwrap_or("[]"))
+    else {
+        return "(unparsable)".into();
+    };
     let mut items: Vec<(f64, String)> = v
         .as_array()
         .map(|a| {
@@ -172,7 +274,9 @@ fn breakdown(ctx: &Ctx, root_arg: &str, unit: &str) -> String {
                 // systemd 252 writes exposure as a string ("0.1") or null.
                 .filter_map(|x| {
                     let e = x.get("exposure")?;
-                    let e = e.as_f64().or_else(|| e.as_str().and_then(|s| s.parse().ok()))?;
+                    let e = e
+                        .as_f64()
+                        .or_else(|| e.as_str().and_then(|s| s.parse().ok()))?;
                     Some((e, x.get("name")?.as_str()?.to_string()))
                 })
                 .filter(|(e, _)| *e > 0.0)
@@ -180,7 +284,12 @@ fn breakdown(ctx: &Ctx, root_arg: &str, unit: &str) -> String {
         })
         .unwrap_or_default();
     items.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
-    items.iter().take(8).map(|(e, n)| format!("{n} {e:.1}")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .take(8)
+        .map(|(e, n)| format!("{n} {e:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
