@@ -35,6 +35,7 @@ let
     "bash"
     "clamav"
     "coreutils"
+    "darkhttpd"
     "doas"
     "gawk"
     "iptables"

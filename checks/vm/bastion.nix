@@ -71,6 +71,14 @@ common.mkTest { name = "bastion"; } {
           for tool in ["nano", "perl", "rsync", "strace"]:
               bastion.fail(f"command -v {tool}")
 
+      with subtest("services: healthz runs as its own user, strictly sandboxed, on the VPN address"):
+          bastion.wait_for_unit("healthz.service")
+          assert bastion.succeed("systemctl show -P User healthz.service").strip() == "healthz"
+          expect_in("ok", bastion.succeed("curl -sf http://10.100.0.2:8080/"), "the health page")
+          exposure = bastion.succeed("systemd-analyze security --no-pager healthz.service | tail -n 1")
+          score = float(re.search(r"exposure level for healthz.service: ([0-9.]+)", exposure).group(1))
+          assert score <= 2.0, f"healthz.service exposure {score} > 2.0:\n{exposure}"
+
       with subtest("firewall: wg0 trusted, SSH not opened everywhere"):
           ruleset = bastion.succeed("nft list ruleset")
           assert re.search(r'iifname .*"wg0".* accept', ruleset), f"wg0 is not trusted in the live ruleset:\n{ruleset}"

@@ -69,6 +69,17 @@ common.mkTest { name = "meeka"; } {
           meeka.succeed(f"{nix} store info --store daemon || {nix} store ping --store daemon")
           meeka.fail("command -v nix-channel")
 
+      with subtest("services: the website runs as its own user, strictly sandboxed, from persisted /srv"):
+          meeka.succeed("mkdir -p /srv/www && echo hello > /srv/www/index.html && systemctl restart website.service")
+          meeka.wait_for_unit("website.service")
+          meeka.wait_for_open_port(8080)
+          assert meeka.succeed("systemctl show -P User website.service").strip() == "website"
+          expect_in("hello", meeka.succeed("curl -sf http://127.0.0.1:8080/"), "the website")
+          meeka.succeed(f"test -f {persist}/srv/www/index.html")
+          exposure = meeka.succeed("systemd-analyze security --no-pager website.service | tail -n 1")
+          score = float(re.search(r"exposure level for website.service: ([0-9.]+)", exposure).group(1))
+          assert score <= 2.0, f"website.service exposure {score} > 2.0:\n{exposure}"
+
       with subtest("sudo: wheel only"):
           mode = meeka.succeed("stat -c '%a %U %G' /run/wrappers/bin/sudo").strip()
           assert mode == "4510 root wheel", f"sudo wrapper is {mode!r}"

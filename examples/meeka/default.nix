@@ -2,7 +2,7 @@
 # only over Tailscale, execve auditing, immutable users, sudo for wheel), plus amnesia: / is a
 # 2 GiB tmpfs and only /etc/nixos, /srv, /var/lib, /var/log and the machine id survive a reboot.
 # This file is the paranoid part; ./hardware.nix carries what only a real machine needs.
-{ lib, ... }:
+{ lib, pkgs, ... }:
 {
   networking.hostName = "meeka";
   system.stateVersion = "26.05";
@@ -20,6 +20,15 @@
       trustedCertificateFile = "/nix/persist/secrets/journal-ca.crt";
     };
   };
+
+  # "Each service gets its own user account": the website, as a sandboxed system user.
+  # Its files live in /srv, which amnesia persists; the strict preset leaves it read-only.
+  systemd.services.website = {
+    description = "meeka's static website";
+    wantedBy = [ "multi-user.target" ];
+    serviceConfig.ExecStart = "${pkgs.darkhttpd}/bin/darkhttpd /srv/www --port 8080 --no-listing";
+  };
+  paranoid.services.website.sandbox = "strict";
 
   # The recipe's layout: /boot and /nix on disk; / comes from paranoid.amnesia.
   fileSystems."/nix" = { device = "/dev/disk/by-label/nix"; fsType = "ext4"; };
