@@ -11,7 +11,8 @@ let
     lib.optional (config.services.tailscale.enable && config.services.tailscale.interfaceName == cfg.interface) "services.tailscale"
     ++ lib.optional (config.networking.wireguard.interfaces ? ${cfg.interface}) "networking.wireguard.interfaces.${cfg.interface}"
     ++ lib.optional (config.networking.wg-quick.interfaces ? ${cfg.interface}) "networking.wg-quick.interfaces.${cfg.interface}";
-  sshOpenEverywhere = lib.intersectLists sshPorts fw.allowedTCPPorts;
+  inRanges = port: lib.any (r: r.from <= port && port <= r.to) fw.allowedTCPPortRanges;
+  sshOpenEverywhere = lib.filter (p: lib.elem p fw.allowedTCPPorts || inRanges p) sshPorts;
 in
 {
   options.paranoid.vpn = {
@@ -85,10 +86,10 @@ in
           # When openFirewall put them there, vpn-ssh-open already said so.
           assertion = config.services.openssh.openFirewall || sshOpenEverywhere == [ ];
           message = h.guard "vpn-ssh-port-open" ''
-            paranoid.vpn.sshOnlyOverVpn = true, but networking.firewall.allowedTCPPorts contains the SSH
-            port(s) ${h.showList sshOpenEverywhere}, which opens them on every interface.
-            Fix: remove them from networking.firewall.allowedTCPPorts (paranoid opens them on "${cfg.interface}"),
-            or set paranoid.vpn.sshOnlyOverVpn = false.'';
+            paranoid.vpn.sshOnlyOverVpn = true, but networking.firewall.allowedTCPPorts (or allowedTCPPortRanges)
+            opens the SSH port(s) ${h.showList sshOpenEverywhere} on every interface.
+            Fix: remove them from networking.firewall.allowedTCPPorts / allowedTCPPortRanges (paranoid opens them
+            on "${cfg.interface}"), or set paranoid.vpn.sshOnlyOverVpn = false.'';
         }
         {
           assertion = fw.enable;
