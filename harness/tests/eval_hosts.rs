@@ -339,3 +339,27 @@ fn every_guard_rail_triggers_with_its_message() {
         );
     }
 }
+
+#[test]
+fn a_port_range_covering_ssh_trips_the_vpn_guard() {
+    // allowedTCPPortRanges opens ports on every interface just as allowedTCPPorts does.
+    let d = tempfile::tempdir().unwrap();
+    let m = common::module(
+        &d,
+        "range.nix",
+        "{ imports = [ {repo}/examples/bastion ]; networking.firewall.allowedTCPPortRanges = [ { from = 20; to = 30; } ]; }",
+    );
+    let ps = projections(vec![Item {
+        id: "range".into(),
+        modules: vec![m],
+        ..Default::default()
+    }]);
+    let failed = Proj(&ps["range"]).assertions();
+    assert!(
+        failed
+            .iter()
+            .any(|a| a.starts_with("[paranoid:vpn-ssh-port-open]")
+                && a.contains("allowedTCPPortRanges")),
+        "{failed:?}"
+    );
+}

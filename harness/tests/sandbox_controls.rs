@@ -131,13 +131,14 @@ fn allowed_users_star_fails_the_nix_daemon_check() {
 
 #[test]
 fn port_22_opened_globally_fails_the_firewall_check() {
-    // allowedTCPPortRanges is not what paranoid's vpn guard rail looks at, so this evaluates
-    // without a failed assertion: only the real packet filter shows SSH open to everyone.
+    // Free-text nftables rules are beyond what paranoid's vpn guard rails can read, so this
+    // evaluates without a failed assertion: only the real packet filter shows SSH open to
+    // everyone. (A port list or range covering 22 is refused at evaluation: vpn-ssh-port-open.)
     let d = tempfile::tempdir().unwrap();
     let m = host_module(
         d.path(),
         "meeka",
-        "  networking.firewall.allowedTCPPortRanges = [ { from = 22; to = 22; } ];",
+        "  networking.firewall.extraInputRules = \"tcp dport 22 accept\";",
     );
     only_fails(
         &["--module", m.to_str().unwrap()],
