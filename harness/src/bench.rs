@@ -144,28 +144,3 @@ pub fn run(
             .unwrap_or(1),
     })
 }
-
-pub fn human(r: &BenchResult) -> String {
-    let mut o = format!(
-        "bench: {} permutations on {} cores\n",
-        r.permutations, r.cores
-    );
-    for m in [&r.single_serial, &r.single_parallel, &r.batched] {
-        let runs = m
-            .runs
-            .iter()
-            .map(|s| format!("{s:.2}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        o.push_str(&format!("  {:<55} {:>5} processes, {} jobs: {:>8.2} s  {:>8.1} permutations/s  (runs: {runs} s)\n", m.label, m.processes, m.jobs, m.seconds, m.per_second));
-    }
-    o.push_str(&format!(
-        "  ratio (b) / (a, one at a time): {:.1}x\n",
-        r.ratio
-    ));
-    o.push_str(&format!(
-        "  ratio (b) / (a, same --jobs):   {:.1}x\n",
-        r.ratio_same_jobs
-    ));
-    o
-}

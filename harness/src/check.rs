@@ -73,6 +73,17 @@ pub struct CheckResult {
     pub violations: Vec<Violation>,
 }
 
+impl CheckResult {
+    /// 0 when clean, 1 with violations.
+    pub fn exit_code(&self) -> u8 {
+        if self.violations.is_empty() {
+            crate::error::exit::OK
+        } else {
+            crate::error::exit::FAILED
+        }
+    }
+}
+
 /// Evaluates the target and returns its projection (or Nix's error, exit 5).
 pub fn project(flake: &Flake, target: &Target, timeout: Duration) -> Result<Value> {
     match target {

@@ -2,11 +2,14 @@
 //! the sandbox and VM tiers. The library holds the logic; `main.rs` only parses arguments and
 //! maps errors to exit codes.
 //!
-//! What runs (`nix`, `matrix`, `check`, `bench`) is kept apart from what reports (`report`).
+//! What runs (`nix`, `matrix`, `check`, `bench`) is kept apart from what reports (`report`);
+//! `commands` joins them, one entry point per subcommand.
 
 pub mod bench;
 pub mod catalogue;
 pub mod check;
+pub mod cli_support;
+pub mod commands;
 pub mod error;
 pub mod eval_cmd;
 pub mod invariants;

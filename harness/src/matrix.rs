@@ -84,6 +84,16 @@ impl MatrixResult {
     pub fn ok(&self) -> bool {
         !self.interrupted && self.failures() == 0 && self.evaluated == self.planned
     }
+    /// 130 when interrupted, 0 when every planned row passed, else 1.
+    pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            crate::error::exit::INTERRUPTED
+        } else if self.ok() {
+            crate::error::exit::OK
+        } else {
+            crate::error::exit::FAILED
+        }
+    }
 }
 
 fn item_of(row: &Row) -> Item {

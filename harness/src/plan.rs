@@ -446,6 +446,72 @@ pub fn plan(
     Ok(out)
 }
 
+/// A plan as the command line asks for it: `--strategy` by name, `--samples` and `--seed` for
+/// random, and `--set knob=value` pins.
+#[derive(Debug, Clone, Default)]
+pub struct PlanSpec {
+    pub strategy: String,
+    pub samples: Option<usize>,
+    pub seed: Option<u64>,
+    pub set: Vec<String>,
+}
+
+impl PlanSpec {
+    /// The strategy, the pins and the plan's rows; unknown names and values are usage errors.
+    pub fn rows(&self, cat: &Catalogue) -> Result<(Strategy, BTreeMap<String, Value>, Vec<Row>)> {
+        let strategy = Strategy::parse(&self.strategy, self.samples, self.seed)?;
+        let mut pins = BTreeMap::new();
+        for s in &self.set {
+            let (k, v) = cat.parse_setting(s)?;
+            pins.insert(k, v);
+        }
+        let rows = plan(cat, &strategy, &pins)?;
+        Ok((strategy, pins, rows))
+    }
+}
+
+/// What `plan` reports: the rows, how many the strategy generated, and (pairwise) how many value
+/// pairs no generated row covers.
+#[derive(Debug, Clone)]
+pub struct PlanSummary {
+    pub strategy: Strategy,
+    pub rows: Vec<Row>,
+    pub generated: usize,
+    pub uncovered_pairs: usize,
+}
+
+impl PlanSummary {
+    /// Builds the plan and, for pairwise, proves its coverage.
+    pub fn build(cat: &Catalogue, spec: &PlanSpec) -> Result<PlanSummary> {
+        let (strategy, pins, rows) = spec.rows(cat)?;
+        let generated: Vec<_> = rows
+            .iter()
+            .filter(|r| r.kind == RowKind::Generated)
+            .map(|r| r.knobs.clone())
+            .collect();
+        let uncovered_pairs = if strategy == Strategy::Pairwise {
+            uncovered_pairs(&pairwise_params(cat, &pins), &generated).len()
+        } else {
+            0
+        };
+        Ok(PlanSummary {
+            strategy,
+            generated: generated.len(),
+            rows,
+            uncovered_pairs,
+        })
+    }
+
+    /// 0 when every pair is covered, else 1.
+    pub fn exit_code(&self) -> u8 {
+        if self.uncovered_pairs == 0 {
+            crate::error::exit::OK
+        } else {
+            crate::error::exit::FAILED
+        }
+    }
+}
+
 /// A JSON value as a person writes it on the command line (`true`, `removed`).
 pub fn plain(v: &Value) -> String {
     match v {
