@@ -126,6 +126,31 @@ impl Posture {
         p
     }
 
+    /// The same posture with every area as if the host had turned it on itself: the same
+    /// knobs and areas, so the same violations in the same order, but each fix says which
+    /// override to remove instead of which knob to set.
+    pub fn without_profile(&self) -> Posture {
+        Posture {
+            from_profile: BTreeSet::new(),
+            actual: self.knobs.clone(),
+            ..self.clone()
+        }
+    }
+
+    /// What the profile fixes ask the host to set: the knobs of the areas the profile expects
+    /// whose expected value differs from the host's.
+    pub fn suggested_knobs(&self, cat: &Catalogue) -> BTreeMap<String, Value> {
+        self.knobs
+            .iter()
+            .filter(|(k, v)| {
+                cat.knob(k)
+                    .is_some_and(|knob| self.from_profile.contains(&knob.area))
+                    && self.actual.get(*k) != Some(*v)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     fn get(&self, k: &str) -> Option<&Value> {
         self.knobs.get(k)
     }
@@ -168,6 +193,29 @@ impl Posture {
             specific.into()
         }
     }
+}
+
+/// A profile fix (set the knob) completed with the override the host must also remove: with the
+/// suggested knobs on, the violation stayed, so the host's own definition wins over paranoid's.
+pub fn fix_with_host_override(fix: &str, override_fix: &str) -> String {
+    format!(
+        "{fix}; and this host defines the option itself, which still wins with those knobs on: {override_fix}"
+    )
+}
+
+/// A profile fix completed with the host definition Nix refuses once the suggested knobs are
+/// on (`option` has conflicting definition values; `defined` says where the host sets it).
+pub fn fix_with_conflict(fix: &str, option: &str, defined: &str) -> String {
+    format!(
+        "{fix}; and remove this host's own definition of {option}{defined}: with those knobs on, Nix refuses it (conflicting definition values with paranoid's)"
+    )
+}
+
+/// A profile fix after which the host no longer evaluates, for a reason no violation names.
+pub fn fix_with_failure(fix: &str, nix_error: &str) -> String {
+    format!(
+        "{fix}; but with those knobs on this host does not evaluate ({nix_error}): remove the host definition Nix names"
+    )
 }
 
 /// Accessors on a projection (docs/harness.md "Projection").

@@ -220,3 +220,89 @@ fn human_check_report_reads_like_a_review_comment() {
         String::from_utf8_lossy(&out.stdout).replace(&dir.path().display().to_string(), "<tmp>");
     insta::assert_snapshot!("check_human_broken_bastion", text);
 }
+
+/// The fix of one violation (the first with that id).
+fn fix_of(r: &Value, id: &str) -> String {
+    r["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["invariant"] == id)
+        .unwrap_or_else(|| panic!("no {id} violation in {r}"))["fix"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+const PLAIN_HOST: &str = r#"networking.hostName = "plain"; system.stateVersion = "26.05";
+    fileSystems."/" = { device = "/dev/sda1"; fsType = "ext4"; };
+    services.openssh.enable = true;"#;
+
+#[test]
+fn a_host_setting_that_clashes_with_the_suggested_knob_is_named_in_the_fix() {
+    // paranoid.ssh sets PasswordAuthentication = false plainly: with the knob on, the host's
+    // own `true` makes the evaluation fail, so "set paranoid.ssh.enable" alone is no fix.
+    let (code, r, err) = check(
+        &format!("{{ {PLAIN_HOST} services.openssh.settings.PasswordAuthentication = true; }}"),
+        "paranoid",
+    );
+    assert_schema(&r);
+    assert_eq!(code, Some(1), "{err}");
+    let fix = fix_of(&r, "ssh.password-auth");
+    assert!(fix.starts_with("set paranoid.ssh.enable = true"), "{fix}");
+    assert!(
+        fix.contains("remove this host's own definition of services.openssh.settings.PasswordAuthentication (true in ")
+            && fix.contains("host.nix)")
+            && fix.contains("conflicting definition values"),
+        "{fix}"
+    );
+    // Violations that come from NixOS's defaults keep the plain fix.
+    assert_eq!(
+        fix_of(&r, "ssh.agent-forwarding"),
+        "set paranoid.ssh.enable = true (the `paranoid` profile expects it), or set paranoid.enable = true with paranoid.profile = \"paranoid\""
+    );
+}
+
+#[test]
+fn a_host_setting_that_outranks_the_suggested_knob_is_named_in_the_fix() {
+    // paranoid.ssh sets AllowTcpForwarding with mkDefault: the host's plain "yes" still wins
+    // once the knob is on. PasswordAuthentication `yes` here is NixOS's default, which the knob
+    // does fix.
+    let (code, r, err) = check(
+        &format!("{{ {PLAIN_HOST} services.openssh.settings.AllowTcpForwarding = \"yes\"; }}"),
+        "paranoid",
+    );
+    assert_schema(&r);
+    assert_eq!(code, Some(1), "{err}");
+    let fix = fix_of(&r, "ssh.tcp-forwarding");
+    assert!(
+        fix.starts_with("set paranoid.ssh.enable = true")
+            && fix.contains("still wins with those knobs on: remove the definition of services.openssh.settings.AllowTcpForwarding"),
+        "{fix}"
+    );
+    let password = fix_of(&r, "ssh.password-auth");
+    assert!(
+        password.starts_with("set paranoid.ssh.enable = true") && !password.contains("remove"),
+        "NixOS's default is no host override: {password}"
+    );
+}
+
+#[test]
+fn a_host_that_forces_the_knob_off_is_still_told_about_its_override() {
+    // The suggested knob is applied above the host's mkForce, as if the host had edited it.
+    let (code, r, err) = check(
+        &format!(
+            "{{ lib, ... }}: {{ {PLAIN_HOST} paranoid.ssh.enable = lib.mkForce false; services.openssh.settings.AllowTcpForwarding = \"yes\"; }}"
+        ),
+        "paranoid",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    let fix = fix_of(&r, "ssh.tcp-forwarding");
+    assert!(
+        fix.contains("remove the definition of services.openssh.settings.AllowTcpForwarding"),
+        "{fix}"
+    );
+    // Had the knob stayed off, every ssh violation would have stayed and been blamed on the host.
+    let password = fix_of(&r, "ssh.password-auth");
+    assert!(!password.contains("remove"), "{password}");
+}
