@@ -486,39 +486,20 @@ fn check_noexec(p: &Posture, proj: &Proj) -> Vec<Violation> {
             if e.get("enable").and_then(Value::as_bool) == Some(false) {
                 continue;
             }
-            for d in e
-                .get("directories")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(path) = d
-                    .get("dirPath")
-                    .or_else(|| d.get("directory"))
-                    .and_then(Value::as_str)
-                {
-                    let st = d
-                        .get("persistentStoragePath")
+            // impermanence's entries: directories by dirPath, files by filePath.
+            for (list, path_key, short_key) in [
+                ("directories", "dirPath", "directory"),
+                ("files", "filePath", "file"),
+            ] {
+                for entry in e.get(list).and_then(Value::as_array).into_iter().flatten() {
+                    let Some(path) = entry
+                        .get(path_key)
+                        .or_else(|| entry.get(short_key))
                         .and_then(Value::as_str)
-                        .unwrap_or(storage);
-                    persisted.push((
-                        path.to_string(),
-                        format!("{}{}", st.trim_end_matches('/'), path),
-                    ));
-                }
-            }
-            for f in e
-                .get("files")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(path) = f
-                    .get("filePath")
-                    .or_else(|| f.get("file"))
-                    .and_then(Value::as_str)
-                {
-                    let st = f
+                    else {
+                        continue;
+                    };
+                    let st = entry
                         .get("persistentStoragePath")
                         .and_then(Value::as_str)
                         .unwrap_or(storage);

@@ -4,9 +4,9 @@
 //! previous audit state exactly (enabled flag, rules). It never runs `auditctl -e 2`. Each
 //! change is journaled first, so a killed run's changes are undone by the next run's sweep.
 
-use super::{elapsed_ms, needs_root};
+use super::elapsed_ms;
 use crate::cleanup::{Guard, Resource};
-use crate::context::{package_of, write_file, Ctx};
+use crate::context::{write_file, Ctx};
 use crate::exec::{Cmd, Daemon};
 use crate::model::{CheckId, CheckResult, Recorder, SkipKind};
 use crate::projection::{strings, Permutation};
@@ -105,18 +105,13 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
             "no execve rule in security.audit.rules (paranoid.audit.execve is off)",
         );
     }
-    if let Some(mut r) = needs_root(
-        &[id],
-        "loads audit rules into the kernel and runs a private auditd",
+    if let Some(r) = super::preflight(
+        ctx,
+        id,
+        Some("loads audit rules into the kernel and runs a private auditd"),
+        TOOLS,
     ) {
-        return r.remove(0);
-    }
-    if let Some(t) = ctx.tools.missing(TOOLS) {
-        return CheckResult::skipped(
-            id,
-            SkipKind::MissingTool,
-            format!("{t} not installed (apt-get install {})", package_of(&t)),
-        );
+        return r;
     }
     // Audit state is global: one auditd check at a time in this run.
     let _global = ctx.global.lock().unwrap_or_else(|e| e.into_inner());

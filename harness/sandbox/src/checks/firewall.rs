@@ -5,8 +5,8 @@
 //! sshOnlyOverVpn; a port nothing opens dropped; every port the configuration opens reachable;
 //! the binary cache ranges rejected on the way out (routed to a veth peer) when blocked.
 
-use super::{elapsed_ms, needs_root};
-use crate::context::{package_of, write_file, Ctx, Netns};
+use super::elapsed_ms;
+use crate::context::{write_file, Ctx, Netns};
 use crate::model::{CheckId, CheckResult, Recorder, SkipKind};
 use crate::net::{self, Reach};
 use crate::projection::{ports, strings, Permutation};
@@ -193,18 +193,13 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
             CheckResult::not_applicable(id, "no packet filter in this configuration")
         };
     };
-    if let Some(mut r) = needs_root(
-        &[id],
-        "creates network namespaces and loads nftables rules in them",
+    if let Some(r) = super::preflight(
+        ctx,
+        id,
+        Some("creates network namespaces and loads nftables rules in them"),
+        TOOLS,
     ) {
-        return r.remove(0);
-    }
-    if let Some(t) = ctx.tools.missing(TOOLS) {
-        return CheckResult::skipped(
-            id,
-            SkipKind::MissingTool,
-            format!("{t} not installed (apt-get install {})", package_of(&t)),
-        );
+        return r;
     }
     if let Err(e) = ctx.netns_available() {
         return CheckResult::skipped(

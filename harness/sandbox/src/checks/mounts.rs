@@ -6,8 +6,8 @@
 //! when read left to right (plain binds inheriting their source's flags), which is what the
 //! harness computes everywhere else.
 
-use super::{elapsed_ms, needs_root};
-use crate::context::{package_of, Ctx};
+use super::elapsed_ms;
+use crate::context::Ctx;
 use crate::exec::Cmd;
 use crate::model::{CheckId, CheckResult, Recorder, SkipKind};
 use crate::projection::{strings, Mount, Permutation};
@@ -246,15 +246,13 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
     if p.mounts().is_empty() {
         return CheckResult::not_applicable(id, "the projection lists no mounts");
     }
-    if let Some(mut r) = needs_root(&[id], "mounts filesystems in a private mount namespace") {
-        return r.remove(0);
-    }
-    if let Some(t) = ctx.tools.missing(TOOLS) {
-        return CheckResult::skipped(
-            id,
-            SkipKind::MissingTool,
-            format!("{t} not installed (apt-get install {})", package_of(&t)),
-        );
+    if let Some(r) = super::preflight(
+        ctx,
+        id,
+        Some("mounts filesystems in a private mount namespace"),
+        TOOLS,
+    ) {
+        return r;
     }
     let mut rec = Recorder::new(id);
     let scratch = match ctx.scratch("mounts") {

@@ -3,10 +3,10 @@
 //! throwaway member of the wheel stand-in and a throwaway outsider, accepted or refused as
 //! `paranoid.nix.allowedUsers` promises. The daemon's log says why (the client never does).
 
-use super::{elapsed_ms, needs_root};
-use crate::context::{package_of, write_file, Ctx, TestUser};
+use super::elapsed_ms;
+use crate::context::{write_file, Ctx, TestUser};
 use crate::exec::{Cmd, Daemon};
-use crate::model::{CheckId, CheckResult, Recorder, SkipKind};
+use crate::model::{CheckId, CheckResult, Recorder};
 use crate::projection::{strings, Permutation};
 
 use std::path::Path;
@@ -86,18 +86,13 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
             "paranoid.nix.enable is off: allowed-users is NixOS's default, nothing is promised",
         );
     }
-    if let Some(mut r) = needs_root(
-        &[id],
-        "starts a private nix-daemon and connects as throwaway users",
+    if let Some(r) = super::preflight(
+        ctx,
+        id,
+        Some("starts a private nix-daemon and connects as throwaway users"),
+        TOOLS,
     ) {
-        return r.remove(0);
-    }
-    if let Some(t) = ctx.tools.missing(TOOLS) {
-        return CheckResult::skipped(
-            id,
-            SkipKind::MissingTool,
-            format!("{t} not installed (apt-get install {})", package_of(&t)),
-        );
+        return r;
     }
     let mut rec = Recorder::new(id);
     if let Err(e) = run_inner(ctx, p, conf, &mut rec) {

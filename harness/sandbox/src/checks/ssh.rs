@@ -873,14 +873,7 @@ pub fn run(
             AUDIT_TOOLS
         };
         match ctx.tools.missing(need) {
-            Some(t) => results.push(CheckResult::skipped(
-                *c,
-                SkipKind::MissingTool,
-                format!(
-                    "{t} not installed (apt-get install {})",
-                    crate::context::package_of(&t)
-                ),
-            )),
+            Some(t) => results.push(super::missing_tool(*c, &t)),
             None => tools_ok.push(*c),
         }
     }

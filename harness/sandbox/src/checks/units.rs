@@ -5,8 +5,8 @@
 //! for information.
 
 use super::elapsed_ms;
-use crate::context::{package_of, write_file, Ctx};
-use crate::model::{CheckId, CheckResult, Recorder, SkipKind};
+use crate::context::{write_file, Ctx};
+use crate::model::{CheckId, CheckResult, Recorder};
 use crate::projection::Permutation;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -68,12 +68,8 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
     if units.is_empty() {
         return CheckResult::not_applicable(id, "no service has a paranoid sandbox preset (paranoid.services is empty): no unit to score");
     }
-    if let Some(t) = ctx.tools.missing(&["systemd-analyze"]) {
-        return CheckResult::skipped(
-            id,
-            SkipKind::MissingTool,
-            format!("{t} not installed (apt-get install {})", package_of(&t)),
-        );
+    if let Some(r) = super::preflight(ctx, id, None, &["systemd-analyze"]) {
+        return r;
     }
     let mut rec = Recorder::new(id);
     let presets = p.sandbox_presets();
