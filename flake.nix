@@ -21,7 +21,8 @@
       inherit (paranoidLib) impermanenceModule;
 
       area = name: ./modules + "/${name}.nix";
-      areas = [ "profiles" "firewall" "vpn" "ssh" "services" "nix" "noexec" "audit" "logs" "sudo" "packages" "antivirus" "users" ];
+      # One module per area (profiles set knobs of every area, so they come with `all`/`paranoid`).
+      areas = [ "firewall" "vpn" "ssh" "services" "nix" "noexec" "audit" "logs" "sudo" "packages" "antivirus" "users" ];
 
       # Only forced by users with full nixpkgs: nixosConfigurations, checks, packages.
       nixosHost = name: nixpkgs.lib.nixosSystem {

@@ -4,7 +4,8 @@ let
   inherit (lib) mkOption types mkIf mkDefault mkMerge;
   h = import ../lib/module-helpers.nix { inherit lib; };
   cfg = config.paranoid.antivirus;
-  amnesia = config.paranoid.amnesia;
+  # Read with a default: nixosModules.antivirus may be imported without the amnesia module.
+  amnesia = config.paranoid.amnesia or { enable = false; directories = [ ]; };
   persisted = lib.any (d: lib.elem (if builtins.isString d then d else d.directory) [ "/var/lib" "/var/lib/clamav" ]) amnesia.directories;
 in
 {

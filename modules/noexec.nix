@@ -12,7 +12,8 @@ let
   inherit (lib) mkOption types mkIf mkDefault mkMerge;
   h = import ../lib/module-helpers.nix { inherit lib; };
   cfg = config.paranoid.noexec;
-  amnesia = config.paranoid.amnesia;
+  # Read with a default: nixosModules.noexec may be imported without the amnesia module.
+  amnesia = config.paranoid.amnesia or { enable = false; };
   fileSystems = lib.filterAttrs (_: fs: fs.enable) config.fileSystems;
   storeMount = h.mountOf fileSystems "/nix/store";
   storeHardened = storeMount != null && !(lib.elem storeMount.mountPoint (h.storeMounts ++ cfg.exceptions));

@@ -84,7 +84,7 @@ in
 
   config = mkMerge [
     # Host key placement also serves amnesia when the rest of the SSH knob is off.
-    (mkIf (cfg.enable || config.paranoid.amnesia.enable) {
+    (mkIf (cfg.enable || config.paranoid.amnesia.enable or false) {
       services.openssh.hostKeys = mkDefault (map
         (type: { inherit type; path = "${cfg.hostKeys.directory}/ssh_host_${type}_key"; } // lib.optionalAttrs (type == "rsa") { bits = 4096; })
         cfg.hostKeys.types);

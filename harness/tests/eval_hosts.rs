@@ -363,3 +363,62 @@ fn a_port_range_covering_ssh_trips_the_vpn_guard() {
         "{failed:?}"
     );
 }
+
+#[test]
+fn each_area_module_the_flake_exports_works_on_its_own() {
+    // nixosModules.<area> is importable alone: with its main knob on, over the matrix fixture's
+    // host facts and without the rest of paranoid, it evaluates with no failed assertion. An
+    // area added to the flake without a knob below fails here rather than going untested.
+    let expr = format!(
+        r#"
+        let
+          flake = builtins.getFlake "{repo}";
+          lib = flake.inputs.nixpkgs-lib.lib;
+          areas = builtins.attrNames (removeAttrs flake.nixosModules [ "all" "default" "paranoid" ]);
+          knob = {{
+            firewall = {{ paranoid.firewall.enable = true; }};
+            vpn = {{ paranoid.vpn.tailscale.enable = true; paranoid.vpn.sshOnlyOverVpn = true; }};
+            ssh = {{ paranoid.ssh.enable = true; }};
+            services = {{ paranoid.services.demo.sandbox = "strict"; }};
+            nix = {{ paranoid.nix.enable = true; paranoid.nix.blockBinaryCache = true; }};
+            amnesia = {{ paranoid.amnesia.enable = true; }};
+            noexec = {{ paranoid.noexec.enable = true; }};
+            audit = {{ paranoid.audit.enable = true; }};
+            logs = {{ paranoid.logs.remote = {{ enable = true; url = "https://logs.example:19532"; }}; }};
+            sudo = {{ paranoid.sudo.mode = "removed"; }};
+            packages = {{ paranoid.packages.stripDefaults = true; }};
+            antivirus = {{ paranoid.antivirus.mode = "running"; }};
+            users = {{ paranoid.users.immutable = true; }};
+          }};
+          failed = area:
+            let e = flake.lib.evalSurface {{
+              withParanoid = false;
+              modules = [ flake.nixosModules.${{area}} flake.lib.fixtures.matrix.host knob.${{area}} ];
+            }};
+            in map (a: a.message) (builtins.filter (a: !a.assertion) e.config.assertions);
+        in lib.genAttrs areas failed
+        "#,
+        repo = repo().display()
+    );
+    let out = std::process::Command::new(common::which_nix())
+        .args([
+            "--extra-experimental-features",
+            "nix-command flakes",
+            "eval",
+            "--json",
+            "--impure",
+            "--expr",
+            &expr,
+        ])
+        .output()
+        .expect("run nix");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let failed: BTreeMap<String, Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(failed.len() >= 13, "every area is exported: {failed:?}");
+    for (area, messages) in &failed {
+        assert!(
+            messages.is_empty(),
+            "nixosModules.{area} alone: {messages:#?}"
+        );
+    }
+}
