@@ -20,10 +20,11 @@ let
   modulesOf = item:
     let
       constraint = constraintOf item;
-      fixture = if item.fixture or null == null then null else fixtures.${item.fixture};
+      named = kind: set: name: set.${name} or (throw "unknown ${kind} \"${name}\"; known: ${lib.concatStringsSep ", " (lib.attrNames set)}");
+      fixture = if item.fixture or null == null then null else named "fixture" fixtures item.fixture;
       withParanoid = !(item.withoutParanoid or false);
     in
-    lib.optional (item.host or null != null) hosts.${item.host}
+    lib.optional (item.host or null != null) (named "reference host" hosts item.host)
     ++ lib.optionals (fixture != null) ([ fixture.host ] ++ lib.optional withParanoid fixture.paranoid)
     ++ map (p: /. + p) (item.modules or [ ])
     ++ lib.optional (constraint ? module) constraint.module
