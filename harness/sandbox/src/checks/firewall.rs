@@ -387,35 +387,20 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
             } else {
                 (CLI_PUB6, 128)
             };
-            ip(
-                ctx,
-                rec,
-                &[
-                    "-n",
-                    c,
-                    "addr",
-                    "add",
-                    &format!("{addr}/{host_len}"),
-                    "dev",
-                    "pub-c",
-                    "nodad",
-                ],
-            )
-            .or_else(|_| {
-                ip(
-                    ctx,
-                    rec,
-                    &[
-                        "-n",
-                        c,
-                        "addr",
-                        "add",
-                        &format!("{addr}/{host_len}"),
-                        "dev",
-                        "pub-c",
-                    ],
-                )
-            })?;
+            // nodad where the kernel supports it (IPv6 duplicate address detection would
+            // otherwise delay the address); plain where it refuses the flag.
+            let host = format!("{addr}/{host_len}");
+            let add = [
+                "-n",
+                c,
+                "addr",
+                "add",
+                host.as_str(),
+                "dev",
+                "pub-c",
+                "nodad",
+            ];
+            ip(ctx, rec, &add).or_else(|_| ip(ctx, rec, &add[..add.len() - 1]))?;
             ip(
                 ctx,
                 rec,
