@@ -234,6 +234,39 @@ fn ip(ctx: &Ctx, rec: &mut Recorder, args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// A veth pair from the server namespace to the client namespace, each end given its
+/// addresses and brought up. Each side is (namespace, interface, addresses).
+fn veth(
+    ctx: &Ctx,
+    rec: &mut Recorder,
+    server: (&str, &str, &[&str]),
+    client: (&str, &str, &[&str]),
+) -> Result<(), String> {
+    let ((s, s_if, _), (c, c_if, _)) = (server, client);
+    ip(
+        ctx,
+        rec,
+        &[
+            "-n", s, "link", "add", s_if, "type", "veth", "peer", "name", c_if, "netns", c,
+        ],
+    )?;
+    for (ns, dev, addrs) in [server, client] {
+        for addr in addrs {
+            // IPv6 without duplicate address detection, which would hold the address back.
+            let nodad: &[&str] = if addr.contains(':') { &["nodad"] } else { &[] };
+            ip(
+                ctx,
+                rec,
+                &[&["-n", ns, "addr", "add", addr, "dev", dev][..], nodad].concat(),
+            )?;
+        }
+    }
+    for (ns, dev, _) in [server, client] {
+        ip(ctx, rec, &["-n", ns, "link", "set", dev, "up"])?;
+    }
+    Ok(())
+}
+
 fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> Result<(), String> {
     let scratch = ctx.scratch("firewall").map_err(|e| e.to_string())?;
     let file = scratch.path("ruleset.nft");
@@ -266,97 +299,21 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
             .unwrap_or("tailscale0")
             .to_string()
     });
-    ip(
+    let (srv_pub, srv_pub6, cli_pub, cli_pub6) = (
+        format!("{SRV_PUB}/24"),
+        format!("{SRV_PUB6}/64"),
+        format!("{CLI_PUB}/24"),
+        format!("{CLI_PUB6}/64"),
+    );
+    veth(
         ctx,
         rec,
-        &[
-            "-n", s, "link", "add", "pub0", "type", "veth", "peer", "name", "pub-c", "netns", c,
-        ],
+        (s, "pub0", &[&srv_pub, &srv_pub6]),
+        (c, "pub-c", &[&cli_pub, &cli_pub6]),
     )?;
-    ip(
-        ctx,
-        rec,
-        &[
-            "-n",
-            s,
-            "addr",
-            "add",
-            &format!("{SRV_PUB}/24"),
-            "dev",
-            "pub0",
-        ],
-    )?;
-    ip(
-        ctx,
-        rec,
-        &[
-            "-n",
-            s,
-            "addr",
-            "add",
-            &format!("{SRV_PUB6}/64"),
-            "dev",
-            "pub0",
-            "nodad",
-        ],
-    )?;
-    ip(
-        ctx,
-        rec,
-        &[
-            "-n",
-            c,
-            "addr",
-            "add",
-            &format!("{CLI_PUB}/24"),
-            "dev",
-            "pub-c",
-        ],
-    )?;
-    ip(
-        ctx,
-        rec,
-        &[
-            "-n",
-            c,
-            "addr",
-            "add",
-            &format!("{CLI_PUB6}/64"),
-            "dev",
-            "pub-c",
-            "nodad",
-        ],
-    )?;
-    ip(ctx, rec, &["-n", s, "link", "set", "pub0", "up"])?;
-    ip(ctx, rec, &["-n", c, "link", "set", "pub-c", "up"])?;
     if let Some(v) = &vpn_if {
-        ip(
-            ctx,
-            rec,
-            &[
-                "-n", s, "link", "add", v, "type", "veth", "peer", "name", "vpn-c", "netns", c,
-            ],
-        )?;
-        ip(
-            ctx,
-            rec,
-            &["-n", s, "addr", "add", &format!("{SRV_VPN}/24"), "dev", v],
-        )?;
-        ip(
-            ctx,
-            rec,
-            &[
-                "-n",
-                c,
-                "addr",
-                "add",
-                &format!("{CLI_VPN}/24"),
-                "dev",
-                "vpn-c",
-            ],
-        )?;
-        ip(ctx, rec, &["-n", s, "link", "set", v, "up"])?;
-        ip(ctx, rec, &["-n", c, "link", "set", "vpn-c", "up"])?;
+        let (srv_vpn, cli_vpn) = (format!("{SRV_VPN}/24"), format!("{CLI_VPN}/24"));
+        veth(ctx, rec, (s, v, &[&srv_vpn]), (c, "vpn-c", &[&cli_vpn]))?;
         rec.adapt(format!("the VPN interface {v} is a veth named like it (WireGuard/tun links are not available here; nftables matches only the name)"));
     }
     rec.note(format!(
