@@ -88,29 +88,11 @@ impl CheckResult {
 /// Evaluates the target and returns its projection (or Nix's error, exit 5).
 pub fn project(flake: &Flake, target: &Target, timeout: Duration) -> Result<Value> {
     match target {
-        Target::Module(path) => {
-            let abs = path
-                .canonicalize()
-                .map_err(|e| Error::Usage(format!("--module {}: {e}", path.display())))?;
-            let item = Item {
-                id: "check".into(),
-                modules: vec![abs.clone()],
-                ..Default::default()
-            };
-            let opts = EvalOptions {
-                jobs: 1,
-                batch_size: 1,
-                timeout,
-                ..Default::default()
-            };
-            match nix::evaluate_alone(flake, &item, &opts)? {
-                Outcome::Projection(p) => Ok(p),
-                Outcome::Failed { message } => Err(Error::NixEval {
-                    context: abs.display().to_string(),
-                    message,
-                }),
-            }
-        }
+        Target::Module(path) => crate::eval_cmd::evaluate(
+            flake,
+            &crate::eval_cmd::EvalTarget::Module(path.clone()),
+            timeout,
+        ),
         Target::FlakeHost { reference, host } => {
             let expr = format!(
                 "let p = builtins.getFlake {}; f = builtins.getFlake {}; in p.lib.project {{ config = f.nixosConfigurations.{}.config; backend = \"nixos\"; }}",

@@ -52,10 +52,29 @@ impl RowResult {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct InvariantTally {
     pub checked: usize,
     pub failed: usize,
+}
+
+/// How often each invariant was checked and violated over the rows; every known id appears,
+/// so an invariant that never applied shows as checked 0.
+pub fn tally(results: &[RowResult]) -> BTreeMap<String, InvariantTally> {
+    let mut tallies: BTreeMap<String, InvariantTally> = IDS
+        .iter()
+        .map(|id| (id.to_string(), InvariantTally::default()))
+        .collect();
+    for r in results {
+        for id in &r.checked {
+            let t = tallies.entry(id.clone()).or_default();
+            t.checked += 1;
+            if r.violations.iter().any(|v| &v.invariant == id) {
+                t.failed += 1;
+            }
+        }
+    }
+    tallies
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -290,30 +309,6 @@ pub fn run(
     results.append(&mut rest);
     results.sort_by_key(|r| order.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
 
-    let mut tallies: BTreeMap<String, InvariantTally> = IDS
-        .iter()
-        .map(|id| {
-            (
-                id.to_string(),
-                InvariantTally {
-                    checked: 0,
-                    failed: 0,
-                },
-            )
-        })
-        .collect();
-    for r in &results {
-        for id in &r.checked {
-            let t = tallies.entry(id.clone()).or_insert(InvariantTally {
-                checked: 0,
-                failed: 0,
-            });
-            t.checked += 1;
-            if r.violations.iter().any(|v| &v.invariant == id) {
-                t.failed += 1;
-            }
-        }
-    }
     Ok(MatrixResult {
         schema: 1,
         strategy: opts.strategy.name().into(),
@@ -326,7 +321,7 @@ pub fn run(
         wall_seconds: started.elapsed().as_secs_f64(),
         nix: nix::Stats::now().since(stats_before),
         touched: reference.map(|r| r.touched).unwrap_or_default(),
-        invariants: tallies,
+        invariants: tally(&results),
         rows: results,
     })
 }

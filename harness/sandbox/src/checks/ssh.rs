@@ -70,15 +70,7 @@ pub struct Probe {
 
 fn known_algorithms(ctx: &Ctx) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
     let mut m = BTreeMap::new();
-    for q in [
-        "kex",
-        "cipher",
-        "mac",
-        "HostKeyAlgorithms",
-        "PubkeyAcceptedAlgorithms",
-        "sig",
-        "HostbasedAcceptedAlgorithms",
-    ] {
+    for &q in sshd_config::ALGORITHM_QUERIES {
         let o = ctx
             .run(&ctx.tool("ssh").args(["-Q", q]), Duration::from_secs(10))
             .map_err(|e| e.to_string())?;

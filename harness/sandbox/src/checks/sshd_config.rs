@@ -300,6 +300,17 @@ pub fn parse_effective(out: &str) -> BTreeMap<String, Vec<String>> {
     m
 }
 
+/// The `ssh -Q` lists the adaptation reads to learn which algorithms this OpenSSH knows.
+pub const ALGORITHM_QUERIES: &[&str] = &[
+    "kex",
+    "cipher",
+    "mac",
+    "HostKeyAlgorithms",
+    "PubkeyAcceptedAlgorithms",
+    "sig",
+    "HostbasedAcceptedAlgorithms",
+];
+
 /// sshd -T prints PermitRootLogin prohibit-password under its old name.
 pub fn effective_root_login(knob: &str) -> &str {
     match knob {
@@ -321,15 +332,9 @@ mod tests {
                 .map(|s| s.to_string())
                 .collect(),
         );
-        for q in [
-            "cipher",
-            "mac",
-            "HostKeyAlgorithms",
-            "PubkeyAcceptedAlgorithms",
-            "sig",
-            "HostbasedAcceptedAlgorithms",
-        ] {
-            m.insert(q.to_string(), BTreeSet::new());
+        // The other lists empty: this test OpenSSH knows only those two kex.
+        for &q in ALGORITHM_QUERIES {
+            m.entry(q.to_string()).or_default();
         }
         m
     }
