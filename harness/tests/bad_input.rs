@@ -15,63 +15,52 @@ fn no_panic(out: &std::process::Output) {
     assert!(!e.contains("panicked"), "panic: {e}");
 }
 
+/// Runs the harness, which must exit with `code` and not panic; returns its stderr.
+fn exits(cmd: &mut assert_cmd::Command, code: i32) -> String {
+    let out = cmd.output().unwrap();
+    no_panic(&out);
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(code), "{e}");
+    e
+}
+
 #[test]
 fn missing_nix_is_exit_3_with_an_install_hint() {
     let empty = tempfile::tempdir().unwrap();
-    let out = harness()
-        .env("PATH", empty.path())
-        .args(["eval", "--host", "bastion"])
-        .output()
-        .unwrap();
-    no_panic(&out);
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let e = exits(
+        harness()
+            .env("PATH", empty.path())
+            .args(["eval", "--host", "bastion"]),
+        3,
+    );
     assert!(
-        stderr(&out).contains("`nix` is not installed")
-            && stderr(&out).contains("apt-get install nix-bin"),
-        "{}",
-        stderr(&out)
+        e.contains("`nix` is not installed") && e.contains("apt-get install nix-bin"),
+        "{e}"
     );
 }
 
 #[test]
 fn a_flake_path_without_flake_nix_is_a_usage_error() {
     let empty = tempfile::tempdir().unwrap();
-    let out = harness()
-        .args(["eval", "--host", "bastion", "--flake"])
-        .arg(empty.path())
-        .output()
-        .unwrap();
-    no_panic(&out);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("has no flake.nix"),
-        "{}",
-        stderr(&out)
+    let e = exits(
+        harness()
+            .args(["eval", "--host", "bastion", "--flake"])
+            .arg(empty.path()),
+        2,
     );
-    let out = harness()
-        .args(["matrix", "--flake", "/nonexistent/paranoid"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("/nonexistent/paranoid"),
-        "{}",
-        stderr(&out)
+    assert!(e.contains("has no flake.nix"), "{e}");
+    let e = exits(
+        harness().args(["matrix", "--flake", "/nonexistent/paranoid"]),
+        2,
     );
+    assert!(e.contains("/nonexistent/paranoid"), "{e}");
 }
 
 #[test]
 fn a_module_with_a_syntax_error_is_exit_5_with_nix_s_message() {
     let dir = tempfile::tempdir().unwrap();
     let m = module(&dir, "broken.nix", "{ services.openssh.enable = true\n");
-    let out = harness()
-        .args(["eval", "--module"])
-        .arg(&m)
-        .output()
-        .unwrap();
-    no_panic(&out);
-    assert_eq!(out.status.code(), Some(5));
-    let e = stderr(&out);
+    let e = exits(harness().args(["eval", "--module"]).arg(&m), 5);
     assert!(
         e.contains("syntax error") && e.contains("broken.nix"),
         "{e}"
@@ -86,24 +75,12 @@ fn a_module_with_a_syntax_error_is_exit_5_with_nix_s_message() {
 fn an_option_typo_is_exit_5_naming_the_option() {
     let dir = tempfile::tempdir().unwrap();
     let m = module(&dir, "typo.nix", "{ services.opensh.enable = true; }");
-    let out = harness()
-        .args(["eval", "--module"])
-        .arg(&m)
-        .output()
-        .unwrap();
-    no_panic(&out);
-    assert_eq!(out.status.code(), Some(5));
-    let e = stderr(&out);
+    let e = exits(harness().args(["eval", "--module"]).arg(&m), 5);
     assert!(
         e.contains("services.opensh") && e.contains("does not exist"),
         "{e}"
     );
-    let out = harness()
-        .args(["check", "--module"])
-        .arg(&m)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(5));
+    exits(harness().args(["check", "--module"]).arg(&m), 5);
 }
 
 #[test]
@@ -297,35 +274,25 @@ fn a_nix_process_past_its_timeout_is_killed_and_reported() {
 
 #[test]
 fn an_unknown_knob_in_set_is_exit_2_with_the_valid_names() {
-    let out = harness()
-        .args(["matrix", "--set", "ssh.enabel=true"])
-        .output()
-        .unwrap();
-    no_panic(&out);
-    assert_eq!(out.status.code(), Some(2));
-    let e = stderr(&out);
+    let e = exits(harness().args(["matrix", "--set", "ssh.enabel=true"]), 2);
     assert!(
         e.contains("unknown knob `ssh.enabel`")
             && e.contains("ssh.enable")
             && e.contains("sudo.mode"),
         "{e}"
     );
-    let out = harness()
-        .args(["matrix", "--set", "sudo.mode=sometimes"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("upstream"), "{}", stderr(&out));
+    let e = exits(
+        harness().args(["matrix", "--set", "sudo.mode=sometimes"]),
+        2,
+    );
+    assert!(e.contains("upstream"), "{e}");
 }
 
 #[test]
 fn zero_jobs_is_exit_2() {
-    let out = harness().args(["matrix", "--jobs", "0"]).output().unwrap();
-    no_panic(&out);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--jobs 0"), "{}", stderr(&out));
-    let out = harness().args(["bench", "--jobs", "0"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let e = exits(harness().args(["matrix", "--jobs", "0"]), 2);
+    assert!(e.contains("--jobs 0"), "{e}");
+    exits(harness().args(["bench", "--jobs", "0"]), 2);
 }
 
 #[test]
