@@ -195,6 +195,16 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{name} not in {report:#}"))
 }
 
+/// The checks' own wall times added up: what a serial run would take.
+fn sum_of_parts(report: &Value) -> f64 {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["seconds"].as_f64().unwrap())
+        .sum()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -257,12 +267,7 @@ fn runs_checks_in_parallel_wall_time_below_the_sum() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     let report = json_of(&out);
-    let sum: f64 = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["seconds"].as_f64().unwrap())
-        .sum();
+    let sum = sum_of_parts(&report);
     let wall = report["wallSeconds"].as_f64().unwrap();
     assert!(sum >= 12.0, "each stand-in sleeps 4s; sum of parts {sum}");
     assert!(
@@ -296,12 +301,7 @@ fn jobs_bounds_the_pool() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     let report = json_of(&out);
-    let sum: f64 = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["seconds"].as_f64().unwrap())
-        .sum();
+    let sum = sum_of_parts(&report);
     assert!(
         report["wallSeconds"].as_f64().unwrap() >= 0.95 * sum,
         "--jobs 1 ran builds at once: {report:#}"
