@@ -5,7 +5,7 @@
 mod sandbox_support;
 use sandbox_support::*;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn stderr_of(args: &[&str]) -> (i32, String) {
     let out = harness()
@@ -114,14 +114,20 @@ fn path_without(dir: &Path, hide: &str) -> String {
     dir.to_string_lossy().into_owned()
 }
 
-#[test]
-fn a_missing_tool_skips_its_check_and_exits_3_unless_skips_are_allowed() {
-    require_root();
+/// A scratch directory with bastion's projection and an empty `bin/` for a doctored PATH.
+fn bastion_with_bin_dir() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let proj = d.path().join("bastion.json");
     std::fs::write(&proj, projection_of("bastion").to_string()).unwrap();
     let bin = d.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
+    (d, proj, bin)
+}
+
+#[test]
+fn a_missing_tool_skips_its_check_and_exits_3_unless_skips_are_allowed() {
+    require_root();
+    let (_d, proj, bin) = bastion_with_bin_dir();
     let path = path_without(&bin, "ssh-audit");
     let run = |extra: &[&str]| {
         let out = harness()
@@ -190,11 +196,7 @@ fn without_root_each_check_says_what_it_needs_and_the_run_exits_7() {
 #[test]
 fn without_network_namespaces_the_checks_that_need_them_say_so_and_the_run_exits_7() {
     require_root();
-    let d = tempfile::tempdir().unwrap();
-    let proj = d.path().join("bastion.json");
-    std::fs::write(&proj, projection_of("bastion").to_string()).unwrap();
-    let bin = d.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
+    let (_d, proj, bin) = bastion_with_bin_dir();
     // An `ip` that cannot create namespaces, as in a container without CAP_SYS_ADMIN.
     let fake = bin.join("ip");
     std::fs::write(
