@@ -5,25 +5,13 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{harness, json, module};
+use common::{harness, module};
 use serde_json::Value;
 
 fn check(text: &str, profile: &str) -> (Option<i32>, Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let m = module(&dir, "host.nix", text);
-    let out = harness()
-        .args([
-            "check",
-            "--format",
-            "json",
-            "--profile",
-            profile,
-            "--module",
-        ])
-        .arg(&m)
-        .output()
-        .unwrap();
-    (out.status.code(), json(&out.stdout), common::stderr(&out))
+    common::check_module(&m, profile)
 }
 
 fn ids(r: &Value) -> BTreeSet<String> {

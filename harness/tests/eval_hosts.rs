@@ -167,26 +167,9 @@ fn extra_config_cannot_weaken_what_settings_say() {
             "{k}: the extraConfig line is shadowed"
         );
     }
-    let out = harness()
-        .args([
-            "check",
-            "--format",
-            "json",
-            "--profile",
-            "maximum",
-            "--module",
-        ])
-        .arg(&m)
-        .output()
-        .unwrap();
-    let r = json(&out.stdout);
-    assert_eq!(
-        r["violations"],
-        json!([]),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(out.status.code(), Some(0));
+    let (code, r, _) = common::check_module(&m, "maximum");
+    assert_eq!(r["violations"], json!([]), "{r:#}");
+    assert_eq!(code, Some(0));
 }
 
 #[test]

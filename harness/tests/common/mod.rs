@@ -67,3 +67,20 @@ pub fn json(out: &[u8]) -> Value {
 pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// `paranoid-harness check --format json --profile PROFILE --module FILE`: exit code, report, stderr.
+pub fn check_module(file: &Path, profile: &str) -> (Option<i32>, Value, String) {
+    let out = harness()
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--profile",
+            profile,
+            "--module",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    (out.status.code(), json(&out.stdout), stderr(&out))
+}
