@@ -5,7 +5,8 @@
 { lib, impermanence ? null }:
 let
   render = import ./render.nix { inherit lib; };
-  projection = import ./projection.nix { inherit lib render; };
+  posture = import ./posture { inherit lib render; };
+  projection = import ./projection.nix { inherit lib render posture; };
   profiles = import ./profiles.nix;
   fixtures = import ./fixtures.nix { inherit lib; };
 
@@ -42,7 +43,7 @@ let
   };
 in
 {
-  inherit render profiles fixtures catalogue hosts docs evalSurface surfaceModules stubPkgs impermanenceModule paranoidModules;
+  inherit render posture profiles fixtures catalogue hosts docs evalSurface surfaceModules stubPkgs impermanenceModule paranoidModules;
   inherit (projection) project sanitize;
   systemdPresets = import ./systemd-presets.nix;
   sshCrypto = import ./ssh-crypto.nix;

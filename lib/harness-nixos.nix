@@ -32,7 +32,7 @@ let
           ++ hardware;
       };
     in
-    paranoid.project { inherit (evaluated) config; backend = "nixos"; };
+    paranoid.project { inherit (evaluated) config options; backend = "nixos"; };
 in
 {
   evalBatchNixos = runBatch nixosItem;

@@ -48,7 +48,7 @@ let
         withImpermanence = !(item.withoutImpermanence or (constraintOf item).withoutImpermanence or false);
       };
     in
-    projection.project { inherit (evaluated) config; backend = "surface"; };
+    projection.project { inherit (evaluated) config options; backend = "surface"; };
 in
 {
   inherit knobModule modulesOf constraintOf runBatch;

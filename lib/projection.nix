@@ -2,7 +2,7 @@
 # The same function serves the offline surface and a real nixosSystem, so only option values
 # and renderings that both can produce without building anything appear here.
 # Schema (stable, documented in docs/harness.md): see `project` below.
-{ lib, render }:
+{ lib, render, posture }:
 let
   inherit (lib) attrByPath filterAttrs mapAttrs mapAttrsToList concatStringsSep;
 
@@ -142,10 +142,14 @@ in
   inherit sanitize;
 
   project =
-    { config, backend }:
+    { config, backend, options ? null }:
     let
       failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
       c = config;
+      eff = posture.of { inherit config options; };
+      toolFile = t: if eff.sudo.tools.${t}.enabled then eff.sudo.tools.${t}.file else null;
+      # The rendered files live under `rendered`; the model keeps only what was read from them.
+      slim = lib.mapAttrs (_: t: removeAttrs t [ "file" ]);
     in
     {
       schema = 1;
@@ -162,6 +166,16 @@ in
         audit_rules = if c.security.audit.enable != false then render.auditRules c.security.audit else null;
         journal_upload = if c.services.journald.upload.enable then guarded (render.systemdIni c.services.journald.upload.settings) else null;
         units = unitTexts c;
+        sudoers = let s = toolFile "sudo"; in if s != null then s else toolFile "sudo-rs";
+        doas_conf = toolFile "doas";
+      };
+      # The effective posture (lib/posture): what each daemon will do, as the guards see it.
+      effective = {
+        inherit (eff) sshd firewall adminPath;
+        nix = if eff.nix == null then null else removeAttrs eff.nix [ "files" ];
+        sudo = eff.sudo // { tools = slim eff.sudo.tools; };
+        audit = if eff.audit == null then null else removeAttrs eff.audit [ "file" ];
+        accounts = eff.accounts.accounts;
       };
       mounts = mountsOf c;
       persistedFiles = persistedFiles c;

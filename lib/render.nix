@@ -108,5 +108,58 @@ rec {
         if v == null then "# ${k} is unset\n"
         else if isList v then concatMapStrings (x: "${k} = ${unitValue x}\n") v
         else "${k} = ${unitValue v}\n") (attrNames section)) sections);
+
+  hasWheelRule = rules: lib.any (r: (r.groups or [ ]) == [ "wheel" ] && (r.users or [ ]) == [ ]) rules;
+
+  # A sudoers rule line as security.sudo(-rs) writes extraRules: one line per user and group,
+  # `who<TAB>host=(runAs)<TAB>TAG:TAG: cmd, …` (nixos/modules/security/sudo.nix).
+  sudoersRuleLines =
+    rule:
+    let
+      who = map (u: if lib.isInt u then "#${toString u}" else u) rule.users
+        ++ map (g: if lib.isInt g then "%#${toString g}" else "%${g}") rule.groups;
+      command = c: if isString c then c else "${concatMapStrings (o: "${o}:") c.options}${lib.optionalString (c.options != [ ]) " "}${c.command}";
+    in
+    lib.optionals (rule.commands != [ ]) (map (w: "${w}\t${rule.host}=(${rule.runAs})\t${concatStringsSep ", " (map command rule.commands)}") who);
+
+  # /etc/sudoers from the options, for configurations whose declarations lack `configFile`:
+  # the root rule, extraRules (the wheel rule among them), then extraConfig.
+  sudoers =
+    cfg:
+    "# Don't edit this file. Set the NixOS options ‘security.sudo.configFile’\n# or ‘security.sudo.extraRules’ instead.\n\n"
+    + "# extraRules\n"
+    + concatMapStrings (l: l + "\n") (sudoersRuleLines { users = [ "root" ]; groups = [ ]; host = "ALL"; runAs = "ALL:ALL"; commands = [ { command = "ALL"; options = cfg.defaultOptions or [ "SETENV" ]; } ]; })
+    # Upstream puts the wheel rule into extraRules itself (mkOrder 600); add it only if absent.
+    + lib.optionalString (!hasWheelRule (cfg.extraRules or [ ])) (concatMapStrings (l: l + "\n") (sudoersRuleLines { users = [ ]; groups = [ "wheel" ]; host = "ALL"; runAs = "ALL:ALL"; commands = [ { command = "ALL"; options = lib.optional (!cfg.wheelNeedsPassword) "NOPASSWD" ++ cfg.defaultOptions or [ "SETENV" ]; } ]; }))
+    + concatMapStrings (r: concatMapStrings (l: l + "\n") (sudoersRuleLines r)) (cfg.extraRules or [ ])
+    + lib.optionalString ((cfg.extraConfig or "") != "") "\n# extraConfig\n${cfg.extraConfig}\n";
+
+  # /etc/doas.conf as security.doas writes it (nixos/modules/security/doas.nix): the rules
+  # (the wheel rule first), extraConfig, then root's own rule. doas obeys the LAST match.
+  doasRuleLines =
+    rule:
+    let
+      opts = concatStringsSep " " (lib.filter (x: x != "") [
+        (lib.optionalString (rule.noPass or false) "nopass")
+        (lib.optionalString (rule.noLog or false) "nolog")
+        (lib.optionalString (rule.persist or false) "persist")
+        (lib.optionalString (rule.keepEnv or false) "keepenv")
+        "setenv { SSH_AUTH_SOCK TERMINFO TERMINFO_DIRS ${concatStringsSep " " (rule.setEnv or [ ])} }"
+      ]);
+      tail = concatStringsSep " " (lib.filter (x: x != "") [
+        (lib.optionalString ((rule.runAs or null) != null) "as ${rule.runAs}")
+        (lib.optionalString ((rule.cmd or null) != null) "cmd ${rule.cmd}")
+        (if (rule.args or null) == null then "" else if rule.args == [ ] then "args" else "args ${concatStringsSep " " rule.args}")
+      ]);
+    in
+    map (u: "permit ${opts} ${toString u} ${tail}") (rule.users or [ ])
+    ++ map (g: "permit ${opts} :${toString g} ${tail}") (rule.groups or [ ]);
+
+  doasConf =
+    cfg:
+    "# To modify this file, set the NixOS options\n# `security.doas.extraRules` or `security.doas.extraConfig`. To\n# completely replace the contents of this file, use\n# `environment.etc.\"doas.conf\"`.\n\n# extraRules\n"
+    + lib.optionalString (!hasWheelRule (cfg.extraRules or [ ])) (concatMapStrings (l: l + "\n") (doasRuleLines { groups = [ "wheel" ]; noPass = !cfg.wheelNeedsPassword; }))
+    + concatMapStrings (r: concatMapStrings (l: l + "\n") (doasRuleLines r)) (cfg.extraRules or [ ])
+    + "\n# extraConfig\n${cfg.extraConfig or ""}\n\n# \"root\" is allowed to do anything.\npermit nopass keepenv root\n";
 }
 

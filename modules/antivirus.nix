@@ -4,9 +4,10 @@ let
   inherit (lib) mkOption types mkIf mkDefault mkMerge;
   h = import ../lib/module-helpers.nix { inherit lib; };
   cfg = config.paranoid.antivirus;
-  # Read with a default: nixosModules.antivirus may be imported without the amnesia module.
-  amnesia = config.paranoid.amnesia or { enable = false; directories = [ ]; };
-  persisted = lib.any (d: lib.elem (if builtins.isString d then d else d.directory) [ "/var/lib" "/var/lib/clamav" ]) amnesia.directories;
+  posture = import ../lib/posture { inherit lib; render = import ../lib/render.nix { inherit lib; }; };
+  # Whether the signatures survive a reboot, however the host persists them (a disk root,
+  # paranoid.amnesia.directories, or environment.persistence written by hand).
+  persisted = (posture.of { inherit config; }).accounts.survives "/var/lib/clamav/daily.cvd";
 in
 {
   options.paranoid.antivirus.mode = mkOption {
@@ -28,9 +29,9 @@ in
       services.clamav.daemon.enable = mkDefault true;
       services.clamav.updater.enable = mkDefault true;
       services.clamav.scanner.enable = mkDefault true;
-      warnings = lib.optional (amnesia.enable && !persisted) (h.guard "antivirus-signatures-lost" ''
-        paranoid.antivirus.mode = "running" with paranoid.amnesia: /var/lib/clamav is not persisted, so freshclam
-        downloads every signature again after each boot. Add "/var/lib/clamav" to the persisted directories.'');
+      warnings = lib.optional (!persisted) (h.guard "antivirus-signatures-lost" ''
+        paranoid.antivirus.mode = "running", but /var/lib/clamav lies on a filesystem that is empty after each boot,
+        so freshclam downloads every signature again. Add "/var/lib/clamav" to paranoid.amnesia.directories.'');
     })
   ];
 }

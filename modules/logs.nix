@@ -5,6 +5,12 @@ let
   h = import ../lib/module-helpers.nix { inherit lib; };
   cfg = config.paranoid.logs;
   url = cfg.remote.url;
+  upload = config.services.journald.upload.settings.Upload or { };
+  https = url != null && lib.hasPrefix "https://" url;
+  # systemd-journal-upload over https presents a client key and certificate; without them it
+  # falls back to /etc/ssl/private/journal-upload.pem, which NixOS never has, and cannot start.
+  missingTls = lib.filter (k: (upload.${k} or null) == null) [ "ServerKeyFile" "ServerCertificateFile" ];
+  knobOf = { ServerKeyFile = "serverKeyFile"; ServerCertificateFile = "serverCertificateFile"; };
 in
 {
   options.paranoid.logs = {
@@ -21,7 +27,11 @@ in
       url = mkOption { type = types.nullOr types.str; default = null; example = "https://logs.example.com:19532"; description = "The receiver (`Upload.URL`)."; };
       serverKeyFile = mkOption { type = types.nullOr types.str; default = null; description = "Client private key (PEM) presented to the receiver; must be readable by group systemd-journal and not live in /nix/store."; };
       serverCertificateFile = mkOption { type = types.nullOr types.str; default = null; description = "Client certificate (PEM) presented to the receiver."; };
-      trustedCertificateFile = mkOption { type = types.nullOr types.str; default = null; description = "CA that must have signed the receiver's certificate; null trusts the system store."; };
+      trustedCertificateFile = mkOption {
+        type = types.str;
+        default = "/etc/ssl/certs/ca-certificates.crt";
+        description = "CA bundle (PEM) the receiver's certificate must chain to (`Upload.TrustedCertificateFile`). The default is the system bundle (security.pki); pin your own CA to accept only your receiver.";
+      };
     };
     localStorage = mkOption {
       type = types.enum [ "persistent" "volatile" ];
@@ -37,7 +47,7 @@ in
         URL = mkIf (url != null) url;
         ServerKeyFile = mkDefault cfg.remote.serverKeyFile;
         ServerCertificateFile = mkDefault cfg.remote.serverCertificateFile;
-        TrustedCertificateFile = mkDefault cfg.remote.trustedCertificateFile;
+        TrustedCertificateFile = mkIf https (mkDefault cfg.remote.trustedCertificateFile);
         NetworkTimeoutSec = mkDefault null;
       };
     };
@@ -49,6 +59,15 @@ in
         message = h.guard "logs-no-url" ''
           paranoid.logs.remote.enable = true, but paranoid.logs.remote.url is not set, so there is nowhere to ship to.
           Fix: set paranoid.logs.remote.url = "https://<receiver>:19532", or set paranoid.logs.remote.enable = false.'';
+      }
+      {
+        assertion = !https || missingTls == [ ];
+        message = h.guard "logs-tls-incomplete" ''
+          paranoid.logs.remote.url = "${toString url}" uploads over https, which needs a client key and certificate,
+          but ${lib.concatMapStringsSep " and " (k: "paranoid.logs.remote.${knobOf.${k}} (services.journald.upload.settings.Upload.${k})") missingTls}
+          ${if lib.length missingTls > 1 then "are" else "is"} not set: systemd-journal-upload would look for /etc/ssl/private/journal-upload.pem and fail to start.
+          Fix: set paranoid.logs.remote.serverKeyFile and paranoid.logs.remote.serverCertificateFile to files outside the store
+          (and paranoid.logs.remote.trustedCertificateFile to your receiver's CA), or use an http:// URL on a trusted network.'';
       }
       {
         assertion = cfg.remote.serverKeyFile == null || !(lib.hasPrefix "/nix/store" cfg.remote.serverKeyFile);

@@ -3,15 +3,12 @@
 { config, lib, ... }:
 let
   inherit (lib) mkOption types mkIf mkDefault mkMerge;
-  h = import ../lib/module-helpers.nix { inherit lib; };
   crypto = import ../lib/ssh-crypto.nix;
   cfg = config.paranoid.ssh;
   algorithms = crypto.${cfg.crypto};
   # Freeform sshd keys take single values, so multi-valued ones are comma-joined here.
   commaJoined = l: if l == null then null else lib.concatStringsSep "," l;
 
-  admins = lib.filter (u: u.name == "root" || lib.elem "wheel" u.extraGroups) (lib.attrValues config.users.users);
-  hasKey = u: u.openssh.authorizedKeys.keys != [ ] || u.openssh.authorizedKeys.keyFiles != [ ];
 in
 {
   options.paranoid.ssh = {
@@ -126,17 +123,6 @@ in
         HostKeyAlgorithms = mkIf (algorithms.HostKeyAlgorithms != null) (mkDefault (commaJoined algorithms.HostKeyAlgorithms));
         PubkeyAcceptedAlgorithms = mkIf (algorithms.PubkeyAcceptedAlgorithms != null) (mkDefault (commaJoined algorithms.PubkeyAcceptedAlgorithms));
       };
-
-      assertions = [
-        {
-          assertion = lib.any hasKey admins;
-          message = h.guard "ssh-no-admin-key" ''
-            paranoid.ssh.enable = true allows public keys only, but neither root nor any member of wheel
-            has a key in users.users.<name>.openssh.authorizedKeys, so nobody can log in over SSH.
-            Fix: add a key, e.g. users.users.root.openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAA..." ],
-            or set paranoid.ssh.enable = false.'';
-        }
-      ];
     })
   ];
 }

@@ -5,11 +5,6 @@ let
   h = import ../lib/module-helpers.nix { inherit lib; };
   cfg = config.paranoid.users;
   users = lib.filterAttrs (_: u: u.enable) config.users.users;
-  admins = lib.filter (u: u.name == "root" || lib.elem "wheel" u.extraGroups) (lib.attrValues users);
-  hasCredential = u:
-    u.hashedPassword != null || u.hashedPasswordFile != null || u.initialHashedPassword != null
-    || u.password != null || u.initialPassword != null
-    || u.openssh.authorizedKeys.keys != [ ] || u.openssh.authorizedKeys.keyFiles != [ ];
   clearText = lib.attrNames (lib.filterAttrs (_: u: u.password != null || u.initialPassword != null) users);
 in
 {
@@ -26,15 +21,6 @@ in
   config = mkIf cfg.immutable {
     users.mutableUsers = mkDefault false;
 
-    assertions = [
-      {
-        assertion = config.users.mutableUsers || config.users.allowNoPasswordLogin || lib.any hasCredential admins;
-        message = h.guard "users-no-credential" ''
-          paranoid.users.immutable = true makes accounts exactly what the configuration says, and it gives neither root
-          nor any wheel member a password (hashedPassword, hashedPasswordFile) or SSH key: nobody could log in.
-          Fix: give an admin a credential, e.g. users.users.root.openssh.authorizedKeys.keys, or set paranoid.users.immutable = false.'';
-      }
-    ];
     warnings = lib.optional (clearText != [ ]) (h.guard "users-cleartext-password" ''
       users.users.<name>.password / initialPassword is set for ${h.showList clearText}: the password is world-readable in /nix/store.
       Use hashedPasswordFile.'');

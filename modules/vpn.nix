@@ -5,14 +5,21 @@ let
   h = import ../lib/module-helpers.nix { inherit lib; };
   cfg = config.paranoid.vpn;
   fw = config.networking.firewall;
-  sshPorts = config.services.openssh.ports;
+  # The ports sshd listens on: a ListenAddress with a port replaces `ports` for that address.
+  ossh = config.services.openssh;
+  sshPorts = if ossh.listenAddresses == [ ] then ossh.ports
+    else lib.unique (lib.concatMap (l: if l.port != null then [ l.port ] else ossh.ports) ossh.listenAddresses);
 
   providers =
     lib.optional (config.services.tailscale.enable && config.services.tailscale.interfaceName == cfg.interface) "services.tailscale"
     ++ lib.optional (config.networking.wireguard.interfaces ? ${cfg.interface}) "networking.wireguard.interfaces.${cfg.interface}"
     ++ lib.optional (config.networking.wg-quick.interfaces ? ${cfg.interface}) "networking.wg-quick.interfaces.${cfg.interface}";
-  inRanges = port: lib.any (r: r.from <= port && port <= r.to) fw.allowedTCPPortRanges;
-  sshOpenEverywhere = lib.filter (p: lib.elem p fw.allowedTCPPorts || inRanges p) sshPorts;
+  posture = import ../lib/posture { inherit lib; render = import ../lib/render.nix { inherit lib; }; };
+  # Where SSH answers outside the VPN, as sshd and the firewall will really behave: global and
+  # per-interface ports and ranges, trusted interfaces, free-text rules, the ports sshd listens on.
+  # (openFirewall has its own guard below.)
+  publicSsh = lib.filter (r: !(lib.any (x: x.option == "services.openssh.openFirewall") r.routes))
+    (let f = (posture.of { inherit config; }).firewall; in if f == null then [ ] else f.publicSsh);
 in
 {
   options.paranoid.vpn = {
@@ -83,13 +90,13 @@ in
             Fix: remove services.openssh.openFirewall = true, or set paranoid.vpn.sshOnlyOverVpn = false.'';
         }
         {
-          # When openFirewall put them there, vpn-ssh-open already said so.
-          assertion = config.services.openssh.openFirewall || sshOpenEverywhere == [ ];
+          # A disabled firewall has its own guard (vpn-no-firewall).
+          assertion = !fw.enable || publicSsh == [ ];
           message = h.guard "vpn-ssh-port-open" ''
-            paranoid.vpn.sshOnlyOverVpn = true, but networking.firewall.allowedTCPPorts (or allowedTCPPortRanges)
-            opens the SSH port(s) ${h.showList sshOpenEverywhere} on every interface.
-            Fix: remove them from networking.firewall.allowedTCPPorts / allowedTCPPortRanges (paranoid opens them
-            on "${cfg.interface}"), or set paranoid.vpn.sshOnlyOverVpn = false.'';
+            paranoid.vpn.sshOnlyOverVpn = true, but sshd can be reached outside the VPN "${cfg.interface}":
+            ${lib.concatMapStringsSep "\n" (r: "  - port ${toString r.port} on ${r.interface}: ${lib.concatMapStringsSep "; " (x: "${x.option}${lib.optionalString (x.files != [ ]) " (in ${lib.concatStringsSep ", " x.files})"} ${x.text}") r.routes}") publicSsh}
+            Fix: remove the SSH port from those options (paranoid opens it on "${cfg.interface}" only), or set
+            paranoid.vpn.sshOnlyOverVpn = false.'';
         }
         {
           assertion = fw.enable;

@@ -72,6 +72,9 @@ pub struct CheckResult {
     pub profile_areas: Vec<String>,
     pub checked: Vec<String>,
     pub violations: Vec<Violation>,
+    /// NixOS warnings of the configuration (paranoid's start with `[paranoid:<id>]`): they do
+    /// not fail the check, but `nixos-rebuild` prints them too.
+    pub warnings: Vec<String>,
 }
 
 impl CheckResult {
@@ -95,7 +98,7 @@ pub fn project(flake: &Flake, target: &Target, timeout: Duration) -> Result<Valu
         ),
         Target::FlakeHost { reference, host } => {
             let expr = format!(
-                "let p = builtins.getFlake {}; f = builtins.getFlake {}; in p.lib.project {{ config = f.nixosConfigurations.{}.config; backend = \"nixos\"; }}",
+                "let p = builtins.getFlake {}; f = builtins.getFlake {}; in p.lib.project {{ inherit (f.nixosConfigurations.{}) config options; backend = \"nixos\"; }}",
                 nix_str(&flake.root.display().to_string()),
                 nix_str(reference),
                 nix_str(host)
@@ -159,6 +162,7 @@ fn finish(
                 crate::report::head(a, 6)
             ),
             fix: "do what the assertion's message says (its `Fix:`)".into(),
+            apply: vec![],
         });
     }
     let checked = IDS
@@ -175,6 +179,7 @@ fn finish(
         profile_areas: posture.from_profile.iter().cloned().collect(),
         checked,
         violations,
+        warnings: Proj(projection).warnings().into_iter().map(String::from).collect(),
     }
 }
 

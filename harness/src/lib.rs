@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli_support;
 pub mod commands;
 pub mod error;
+pub mod effective;
 pub mod eval_cmd;
 pub mod invariants;
 pub mod matrix;

@@ -174,6 +174,9 @@ pub fn check_human(r: &CheckResult) -> String {
             r.profile_areas.join(", ")
         );
     }
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {}", head(w, 4).replace('\n', "\n  "));
+    }
     if r.violations.is_empty() {
         let _ = writeln!(
             o,

@@ -1,0 +1,197 @@
+//! The Nix daemon: who may connect and who is trusted, as the daemon reads nix.conf and
+//! NIX_CONFIG (lib/posture/nixconf.nix: last assignment wins, `extra-*` appends, `@group` and
+//! `*` expanded), plus channels and the binary-cache egress block.
+
+use serde_json::{json, Value};
+
+use super::{force, show_json, v, Apply, Posture, Proj, Violation};
+use crate::effective::{Effective, NixLine};
+use crate::plan::plain;
+
+/// `trusted-users = root` (line 15 of /etc/nix/nix.conf, from nix.settings.trusted-users in a.nix).
+fn lines(ls: &[NixLine]) -> String {
+    ls.iter()
+        .map(|l| {
+            format!(
+                "`{}` (line {} of {}, from {})",
+                l.text.trim(),
+                l.line,
+                l.source,
+                l.origin.describe()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" then ")
+}
+
+/// Definitions that undo every line but the wanted one: each contributing option forced back.
+fn undo(ls: &[NixLine], key: &str, want: &[String]) -> Vec<Apply> {
+    ls.iter()
+        .filter_map(|l| {
+            let o = &l.origin.option;
+            if o == &format!("nix.settings.{key}") {
+                Some(force(o.clone(), json!(want)))
+            } else if o.starts_with("nix.settings.extra-") {
+                Some(force(o.clone(), Value::Null))
+            } else {
+                // nix.extraOptions or NIX_CONFIG: text a human must edit.
+                None
+            }
+        })
+        .collect()
+}
+
+pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation> {
+    if !p.area_on("nix") {
+        return vec![];
+    }
+    let mut out = vec![];
+    let Some(n) = &eff.nix else {
+        // nix.enable = false: no daemon to reach, nothing to restrict.
+        return out;
+    };
+    for f in &n.unjudged {
+        out.push(v(
+            "nix.judged",
+            format!(
+                "line {} of nix.conf, `{}` ({}): {}",
+                f.line.unwrap_or(0),
+                f.text.trim(),
+                f.origin.describe(),
+                f.reason
+            ),
+            format!(
+                "remove the include from {}; set what it sets in nix.settings",
+                f.origin.option
+            ),
+        ));
+    }
+    let mut want: Vec<String> = match p.get("nix.allowedUsers") {
+        Some(Value::String(s)) if s == "root" => vec!["root".into()],
+        Some(Value::String(s)) if s == "wheel" => vec!["@wheel".into()],
+        Some(Value::Array(a)) => a.iter().map(plain).collect(),
+        Some(other) => vec![plain(other)],
+        None => vec!["@wheel".into()],
+    };
+    want.sort();
+    let mut got = n.allowed_users.value.clone();
+    got.sort();
+    if got != want {
+        let mut violation = v(
+            "nix.allowed-users",
+            format!(
+                "with {}, the daemon allows {:?} (want {:?}): {}",
+                p.show("nix.allowedUsers"),
+                got,
+                want,
+                lines(&n.allowed_users.lines)
+            ),
+            p.fix("nix", "nix.enable", format!(
+                "remove the definitions behind {} (or change paranoid.nix.allowedUsers)",
+                n.allowed_users.lines.iter().map(|l| l.origin.describe()).collect::<Vec<_>>().join(", ")
+            )),
+        );
+        violation.apply = undo(&n.allowed_users.lines, "allowed-users", &want);
+        out.push(violation);
+    }
+    let extra: Vec<&String> = n
+        .trusted_users
+        .value
+        .iter()
+        .filter(|t| *t != "root")
+        .collect();
+    if !extra.is_empty() {
+        let who: Vec<&String> = n
+            .trusted_users
+            .accounts
+            .iter()
+            .filter(|a| *a != "root")
+            .collect();
+        let culprits: Vec<&NixLine> = n
+            .trusted_users
+            .lines
+            .iter()
+            .filter(|l| extra.iter().any(|e| l.text.contains(e.as_str())))
+            .collect();
+        out.push(
+            v(
+                "nix.trusted-users",
+                format!(
+                    "with {}, the daemon trusts {:?}{}: trusted users import unsigned store paths and are root in all but name; {}",
+                    p.show("nix.enable"),
+                    n.trusted_users.value,
+                    if who.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (accounts {who:?})")
+                    },
+                    lines(&n.trusted_users.lines)
+                ),
+                p.fix("nix", "nix.enable", format!(
+                    "remove {:?} from {} (keep only root; deploy as root)",
+                    extra,
+                    culprits.iter().map(|l| l.origin.describe()).collect::<Vec<_>>().join(", ")
+                )),
+            )
+            .applying(undo(&n.trusted_users.lines, "trusted-users", &["root".to_string()])),
+        );
+    }
+    if p.flag("nix.disableChannels") && proj.opt("nix.channel.enable") != Some(&json!(false)) {
+        out.push(
+            v(
+                "nix.channels",
+                format!(
+                    "with {}, nix.channel.enable = {}",
+                    p.show("nix.disableChannels"),
+                    show_json(proj.opt("nix.channel.enable"))
+                ),
+                p.fix(
+                    "nix",
+                    "nix.enable",
+                    "remove the definition forcing nix.channel.enable = true",
+                ),
+            )
+            .applying(vec![force("nix.channel.enable", json!(false))]),
+        );
+    }
+    if p.flag("nix.blockBinaryCache") {
+        let ranges: Vec<String> = p
+            .get("nix.binaryCacheRanges")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(plain).collect())
+            .unwrap_or_default();
+        let rules = format!(
+            "{}\n{}",
+            proj.rendered("nftables").unwrap_or(""),
+            proj.opt("networking.firewall.extraCommands")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        );
+        for r in &ranges {
+            if !rules.contains(r.as_str()) {
+                out.push(v(
+                    "nix.cache-block",
+                    format!("with {}, no egress rule mentions {r}", p.show("nix.blockBinaryCache")),
+                    p.fix("nix", "nix.enable", "enable the firewall (paranoid.firewall.enable = true) so the egress block has a packet filter to live in"),
+                ));
+            }
+        }
+        let subs = &n.substituters.value;
+        if subs.iter().any(|s| s.contains("cache.nixos.org")) {
+            out.push(v(
+                "nix.cache-block",
+                format!(
+                    "with {}, the daemon still substitutes from cache.nixos.org: {}",
+                    p.show("nix.blockBinaryCache"),
+                    lines(&n.substituters.lines)
+                ),
+                p.fix(
+                    "nix",
+                    "nix.enable",
+                    "remove cache.nixos.org from nix.settings.substituters (and extra-substituters)",
+                ),
+            ));
+        }
+    }
+    out
+}

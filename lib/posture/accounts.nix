@@ -1,0 +1,96 @@
+# Who exists on the host and what each account can log in with, as /etc/passwd, /etc/group,
+# /etc/shadow and /etc/ssh/authorized_keys.d will say after the next boot: groups from the
+# primary group, extraGroups and users.groups.<g>.members (users-groups.nix); a password only
+# if its hash is not locked ("!", "*") and, for a file, only if the file survives a reboot
+# (with a tmpfs root, only what lies on a disk, is persisted by impermanence, or is put in
+# place at boot by a secret manager).
+{ lib }:
+{ config }:
+let
+  inherit (lib) filterAttrs attrNames attrValues elem hasPrefix unique any;
+  h = import ../module-helpers.nix { inherit lib; };
+
+  users = filterAttrs (_: u: u.enable or true) config.users.users;
+  groups = config.users.groups;
+
+  # Paths a secret manager (sops-nix, agenix, systemd credentials) fills at every boot from
+  # keys that live elsewhere.
+  secretManagerPaths = [ "/run/secrets" "/run/secrets-for-users" "/run/agenix" "/run/agenix.d" "/run/credentials" ];
+
+  special = config.boot.specialFileSystems or { };
+  mounts = lib.filter (fs: fs.enable or true) (attrValues config.fileSystems ++ attrValues special);
+  # The mount that holds `path` (longest mount point above it), or null.
+  mountOf =
+    path:
+    let c = lib.filter (fs: h.isUnder fs.mountPoint path) mounts; in
+    if c == [ ] then null
+    else lib.foldl' (best: fs: if lib.stringLength fs.mountPoint > lib.stringLength best.mountPoint then fs else best) (lib.head c) c;
+  volatileTypes = [ "tmpfs" "ramfs" "devtmpfs" "proc" "sysfs" "devpts" ];
+
+  persistence = lib.filter (p: p.enable or true) (attrValues (config.environment.persistence or { }));
+  persistedDirs = lib.concatMap (p: map (d: d.dirPath or d.directory) p.directories) persistence;
+  persistedFiles = lib.concatMap (p: map (f: f.filePath or f.file) p.files) persistence;
+
+  rootIsVolatile = elem (config.fileSystems."/".fsType or "") volatileTypes;
+in
+rec {
+  inherit rootIsVolatile;
+
+  # Whether a file at `path` is still there after a reboot.
+  survives =
+    path:
+    let fs = mountOf path; in
+    any (d: h.isUnder d path) secretManagerPaths
+    || (fs != null && !(elem fs.fsType volatileTypes))
+    || any (d: h.isUnder d path) persistedDirs
+    || elem path persistedFiles;
+
+  # A shadow hash that logs in: not null, not locked (a leading "!" or "*" disables it).
+  usableHash = hash: hash != null && !(hasPrefix "!" hash) && !(hasPrefix "*" hash);
+
+  groupsOf =
+    name: u:
+    unique (lib.filter (g: g != "") ([ u.group ] ++ u.extraGroups
+      ++ attrNames (filterAttrs (_: g: elem name (g.members or [ ])) groups)));
+
+  # The password an account has after a reboot, and where it comes from (null if none).
+  passwordOf =
+    u:
+    if usableHash u.hashedPassword then "users.users.${u.name}.hashedPassword"
+    else if u.hashedPasswordFile != null && survives u.hashedPasswordFile then "users.users.${u.name}.hashedPasswordFile (${u.hashedPasswordFile})"
+    else if u.password != null then "users.users.${u.name}.password"
+    # With mutable users these only seed a new account; /etc/shadow keeps them unless / is a tmpfs,
+    # which recreates the account (and the seed) at every boot. Immutable users always get them.
+    else if usableHash u.initialHashedPassword then "users.users.${u.name}.initialHashedPassword"
+    else if u.initialPassword != null then "users.users.${u.name}.initialPassword"
+    # Mutable users on a disk root keep whatever `passwd` set, which the configuration cannot see.
+    else if config.users.mutableUsers && !rootIsVolatile then "a password set with passwd (users.mutableUsers = true keeps /etc/shadow)"
+    else null;
+
+  # Why an account has no password after a reboot (for fixes), or null.
+  passwordLost =
+    u:
+    if u.hashedPasswordFile != null && !(survives u.hashedPasswordFile) && !(usableHash u.hashedPassword)
+    then "users.users.${u.name}.hashedPasswordFile = \"${u.hashedPasswordFile}\" is not on persistent storage: it is gone after a reboot"
+    else if u.hashedPassword != null && !(usableHash u.hashedPassword)
+    then "users.users.${u.name}.hashedPassword is locked (\"${u.hashedPassword}\")"
+    else null;
+
+  # Public keys sshd reads from /etc/ssh/authorized_keys.d/<name> (rendered from the store).
+  keysOf = u: lib.length u.openssh.authorizedKeys.keys + lib.length u.openssh.authorizedKeys.keyFiles;
+
+  accounts = lib.mapAttrs (name: u: {
+    inherit name;
+    uid = if name == "root" then 0 else u.uid;
+    home = u.home;
+    groups = groupsOf name u;
+    isNormalUser = u.isNormalUser;
+    admin = name == "root" || elem "wheel" (groupsOf name u);
+    password = passwordOf u;
+    passwordLost = passwordLost u;
+    keys = keysOf u;
+  }) users;
+
+  # Members of a group by name (primary, extraGroups, members).
+  membersOf = group: attrNames (filterAttrs (_: a: elem group a.groups) accounts);
+}

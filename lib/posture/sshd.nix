@@ -1,0 +1,409 @@
+# sshd's effective configuration, from the sshd_config NixOS renders, read with sshd's own
+# semantics (OpenSSH servconf.c, auth.c):
+# - keywords are case-insensitive; ChallengeResponseAuthentication, SKeyAuthentication and the
+#   *KeyTypes names are aliases;
+# - for a connection, the FIRST value of a keyword among the Match blocks that match wins; only
+#   if none sets it, the first global value; else the compiled-in default;
+# - AllowUsers/DenyUsers/AllowGroups/DenyGroups add up within a section, and a matching Match
+#   block's list replaces the global one;
+# - Match criteria on one line are ANDed; patterns are comma lists with `!` negation, globs, and
+#   CIDR blocks for addresses (sshd -T -C fails a criterion it was given no value for);
+# - Port, ListenAddress, HostKey, Subsystem… are global only.
+# Every line keeps the option (and the files) that produced it, so a finding names what the host
+# really set. `Include` cannot be followed offline: the posture is then not judged, and says so.
+{ lib, net, render, origin }:
+{ config, options ? null, accounts, network }:
+let
+  inherit (lib) filter head tail elem elemAt length concatMap concatLists imap1 splitString hasPrefix toLower optional optionals unique attrNames attrValues any all mapAttrs listToAttrs nameValuePair;
+
+  ossh = config.services.openssh;
+
+  aliases = {
+    challengeresponseauthentication = "kbdinteractiveauthentication";
+    skeyauthentication = "kbdinteractiveauthentication";
+    pubkeyacceptedkeytypes = "pubkeyacceptedalgorithms";
+    hostbasedacceptedkeytypes = "hostbasedacceptedalgorithms";
+    dsaauthentication = "pubkeyauthentication";
+    keepalive = "tcpkeepalive";
+    hostdsakey = "hostkey";
+  };
+  canonical = k: let l = toLower k; in aliases.${l} or l;
+
+  # Keywords sshd refuses inside a Match block (SSHCFG_GLOBAL in servconf.h).
+  globalOnly = [
+    "port" "listenaddress" "addressfamily" "hostkey" "hostcertificate" "hostkeyagent" "hostkeyalgorithms"
+    "ciphers" "macs" "kexalgorithms" "compression" "logingracetime" "maxstartups" "persourcemaxstartups"
+    "persourcenetblocksize" "persourcepenalties" "persourcepenaltyexemptlist" "pidfile" "printmotd"
+    "printlastlog" "strictmodes" "tcpkeepalive" "usedns" "usepam" "xauthlocation" "syslogfacility"
+    "permituserenvironment" "modulifile" "securitykeyprovider" "versionaddendum" "fingerprinthash"
+    "gssapicleanupcredentials" "gssapistrictacceptorcheck" "kerberosorlocalpasswd" "kerberosticketcleanup"
+    "sshdsessionpath" "sshdauthpath" "ignoreuserknownhosts"
+  ];
+  accumulating = [ "allowusers" "denyusers" "allowgroups" "denygroups" ];
+
+  # The keywords the posture is judged on, with sshd -T's compiled-in defaults (OpenSSH 9/10).
+  defaults = {
+    passwordauthentication = "yes";
+    kbdinteractiveauthentication = "yes";
+    pubkeyauthentication = "yes";
+    permitemptypasswords = "no";
+    permitrootlogin = "prohibit-password";
+    authenticationmethods = "any";
+    allowtcpforwarding = "yes";
+    allowstreamlocalforwarding = "yes";
+    allowagentforwarding = "yes";
+    x11forwarding = "no";
+    disableforwarding = "no";
+    permittunnel = "no";
+    gatewayports = "no";
+    permittty = "yes";
+    authorizedkeysfile = ".ssh/authorized_keys .ssh/authorized_keys2";
+    authorizedkeyscommand = "none";
+    authorizedprincipalsfile = "none";
+    trustedusercakeys = "none";
+    hostbasedauthentication = "no";
+    gssapiauthentication = "no";
+    kerberosauthentication = "no";
+    permituserenvironment = "no";
+    forcecommand = "none";
+    chrootdirectory = "none";
+    maxauthtries = "6";
+    loglevel = "INFO";
+    usepam = "no";
+    allowusers = "";
+    denyusers = "";
+    allowgroups = "";
+    denygroups = "";
+  };
+  tracked = attrNames defaults;
+
+  # sshd -T prints a multistate by the first name of its value.
+  normalise =
+    kw: v:
+    let l = toLower v; in
+    if elem kw [ "allowtcpforwarding" "allowstreamlocalforwarding" ] && l == "all" then "yes"
+    else if kw == "permitrootlogin" && l == "without-password" then "prohibit-password"
+    else if elem kw [ "loglevel" "authorizedkeysfile" "authorizedkeyscommand" "forcecommand" "chrootdirectory"
+      "authorizedprincipalsfile" "trustedusercakeys" "allowusers" "denyusers" "allowgroups" "denygroups" "authenticationmethods" ] then v
+    else l;
+
+  # ---- the rendered lines, each with its origin ------------------------------------------------
+
+  settingFiles = origin.settingFiles options [ "services" "openssh" "settings" ];
+
+  # The module's own lines in extraConfig (mkOrder 0) come from these options.
+  moduleOptions = {
+    port = "services.openssh.ports";
+    listenaddress = "services.openssh.listenAddresses";
+    subsystem = "services.openssh.allowSFTP";
+    authorizedkeysfile = "services.openssh.authorizedKeysInHomedir";
+    hostkey = "services.openssh.hostKeys";
+    addressfamily = "networking.enableIPv6";
+    xauthlocation = "programs.ssh.setXAuthLocation";
+    authorizedkeyscommand = "services.openssh.authorizedKeysCommand";
+    authorizedkeyscommanduser = "services.openssh.authorizedKeysCommandUser";
+  };
+
+  settings = lib.filterAttrs (_: v: v != null) ossh.settings;
+  settingsLines = concatMap (k:
+    map (text: { inherit text; origin = { option = "services.openssh.settings.${k}"; files = settingFiles k; }; })
+      (splitString "\n" (render.sshdLine k settings.${k}))) (attrNames settings);
+
+  extraOpt = origin.at options [ "services" "openssh" "extraConfig" ];
+  moduleFile = if extraOpt == null then null else toString (head (extraOpt.declarations ++ [ "" ]));
+  extraDefs = if extraOpt == null then [ ] else extraOpt.definitionsWithLocations;
+  attributed = concatMap (d: map (text: { inherit text; file = toString d.file; }) (splitString "\n" d.value)) extraDefs;
+  # Only trust the attribution if it reproduces the merged text exactly.
+  extraLines =
+    if extraDefs != [ ] && lib.concatMapStringsSep "\n" (l: l.text) attributed == ossh.extraConfig then
+      map (l: {
+        inherit (l) text;
+        origin =
+          let kw = canonical (head (splitString " " (lib.trim l.text) ++ [ "" ])); in
+          if l.file == moduleFile && moduleOptions ? ${kw} then { option = moduleOptions.${kw}; files = [ ]; }
+          else { option = "services.openssh.extraConfig"; files = [ (origin.pretty l.file) ]; };
+      }) attributed
+    else map (text: { inherit text; origin = { option = "services.openssh.extraConfig"; files = [ ]; }; }) (splitString "\n" ossh.extraConfig);
+
+  # The file as sshd reads it: settings, then extraConfig, then the final newline.
+  rawLines = imap1 (n: l: l // { line = n; }) (settingsLines ++ extraLines);
+
+  # ---- parsing ---------------------------------------------------------------------------------
+
+  # `Keyword args` or `Keyword=args`; quotes stripped from arguments.
+  parseLine =
+    l:
+    let
+      t = lib.trim l.text;
+      m = builtins.match "([^[:space:]=]+)[[:space:]]*=?[[:space:]]*(.*)" t;
+      args = filter (a: a != "") (map (lib.removePrefix "\"") (map (lib.removeSuffix "\"") (splitString " " (builtins.replaceStrings [ "\t" ] [ " " ] (elemAt m 1)))));
+    in
+    if t == "" || hasPrefix "#" t || m == null then null
+    else l // { keyword = elemAt m 0; canonical = canonical (elemAt m 0); inherit args; value = lib.concatStringsSep " " args; };
+
+  directives = filter (d: d != null) (map parseLine rawLines);
+
+  # Split into the global section and the Match blocks (each with its directives).
+  sections = lib.foldl' (acc: d:
+    if d.canonical == "match" then acc // { blocks = acc.blocks ++ [ { line = d.line; criteria = d.args; text = d.text; origin = d.origin; directives = [ ]; } ]; }
+    else if acc.blocks == [ ] then acc // { global = acc.global ++ [ d ]; }
+    else acc // { blocks = lib.init acc.blocks ++ [ (lib.last acc.blocks // { directives = (lib.last acc.blocks).directives ++ [ d ]; }) ]; })
+    { global = [ ]; blocks = [ ]; } directives;
+  global = sections.global;
+  blocks = lib.imap0 (i: b: b // { index = i; }) sections.blocks;
+
+  # ---- findings about the file itself ----------------------------------------------------------
+
+  includes = filter (d: d.canonical == "include") directives;
+  unjudged = map (d: {
+    inherit (d) line text origin;
+    reason =
+      if all (p: hasPrefix "/nix/store/" p) d.args
+      then "sshd reads ${d.value} here, a store file paranoid does not open: the effective posture cannot be judged offline"
+      else "sshd reads ${d.value} at run time, a file the configuration does not contain: the effective posture cannot be judged";
+  }) includes;
+
+  notInMatch = concatMap (b: map (d: {
+    inherit (d) line text origin;
+    reason = "`${d.keyword}` is not allowed within a Match block (`Match ${lib.concatStringsSep " " b.criteria}` on line ${toString b.line}): sshd refuses to start";
+  }) (filter (d: elem d.canonical globalOnly) b.directives)) blocks;
+
+  # ---- Match evaluation ------------------------------------------------------------------------
+
+  # Criteria → list of { name; arg; } (both `User x` and `User=x` forms).
+  criteriaOf =
+    args:
+    let
+      go = xs:
+        if xs == [ ] then [ ]
+        else
+          let
+            a = head xs;
+            kv = builtins.match "([A-Za-z-]+)=(.*)" a;
+            name = toLower (if kv != null then elemAt kv 0 else a);
+          in
+          if hasPrefix "#" a then [ ]
+          else if elem name [ "all" "invalid-user" ] then [ { inherit name; arg = null; } ] ++ go (tail xs)
+          else if kv != null then [ { inherit name; arg = elemAt kv 1; } ] ++ go (tail xs)
+          else [ { inherit name; arg = if tail xs == [ ] then null else head (tail xs); } ] ++ go (lib.drop 2 xs);
+    in
+    go args;
+
+  knownCriteria = [ "all" "user" "group" "host" "address" "localaddress" "localport" "rdomain" "invalid-user" ];
+
+  # true / false for a connection; criteria this model cannot evaluate count as matching, so a
+  # block that could weaken some connection is never assumed away.
+  criterionMatches =
+    ctx: c:
+    if c.name == "all" then true
+    else if c.name == "user" then net.patternList { } c.arg ctx.user == 1
+    else if c.name == "group" then ctx.exists && any (g: net.patternList { } c.arg g == 1) ctx.groups && !(any (g: net.patternList { } c.arg g == -1) ctx.groups)
+    else if c.name == "host" then net.patternList { lower = true; } c.arg ctx.host == 1
+    else if c.name == "address" then net.addrList c.arg ctx.addr == 1
+    else if c.name == "localaddress" then net.addrList c.arg ctx.laddr == 1
+    else if c.name == "localport" then c.arg == toString ctx.lport
+    else if c.name == "rdomain" then false
+    else if c.name == "invalid-user" then !ctx.exists
+    else true;
+
+  blockMatches = ctx: b: all (criterionMatches ctx) (criteriaOf b.criteria);
+
+  unknownCriteria = concatMap (b: map (c: {
+    line = b.line; text = b.text; origin = b.origin;
+    reason = "Match criterion `${c.name}` is not modelled: the block is assumed to apply to every connection";
+  }) (filter (c: !(elem c.name knownCriteria)) (criteriaOf b.criteria))) blocks;
+
+  # ---- effective values ------------------------------------------------------------------------
+
+  firstIn = ds: kw: let m = filter (d: d.canonical == kw) ds; in if m == [ ] then null else head m;
+
+  # The effective value of every tracked keyword for the set of matching blocks.
+  profileFor =
+    matching:
+    let
+      matchDirs = concatMap (b: b.directives) matching;
+      entry = kw:
+        if elem kw accumulating then
+          let
+            fromMatch = filter (d: d.canonical == kw) matchDirs;
+            fromGlobal = filter (d: d.canonical == kw) global;
+            chosen = if fromMatch != [ ] then fromMatch else fromGlobal;
+          in
+          { value = lib.concatStringsSep " " (concatMap (d: d.args) chosen); lines = map (d: d.line) chosen; }
+        else
+          let d = let m = firstIn matchDirs kw; in if m != null then m else firstIn global kw; in
+          if d == null then { value = defaults.${kw}; line = null; }
+          else { value = normalise kw d.value; inherit (d) line; };
+    in
+    {
+      blocks = map (b: b.line) matching;
+      values = lib.genAttrs tracked entry;
+    };
+
+  # ---- connections -----------------------------------------------------------------------------
+
+  ports =
+    let
+      portDirs = filter (d: d.canonical == "port") global;
+      listen = filter (d: d.canonical == "listenaddress") global;
+      portsDeclared = if portDirs == [ ] then [ 22 ] else map (d: lib.toInt (head d.args)) portDirs;
+      # ListenAddress host[:port] / [v6]:port; without a port it takes every Port.
+      parseListen = d:
+        let
+          a = head d.args;
+          v6 = builtins.match "[[]([0-9a-fA-F:.]*)[]]:([0-9]+)" a;
+          v4 = builtins.match "([^:]*):([0-9]+)" a;
+        in
+        if v6 != null then [ { address = elemAt v6 0; port = lib.toInt (elemAt v6 1); inherit (d) line origin; } ]
+        else if v4 != null then [ { address = elemAt v4 0; port = lib.toInt (elemAt v4 1); inherit (d) line origin; } ]
+        else map (p: { address = a; port = p; inherit (d) line origin; }) portsDeclared;
+      wildcard = a: elem a [ "0.0.0.0" "::" "*" "" ];
+    in
+    if listen == [ ] then map (p: { port = p; address = null; line = null; origin = null; }) portsDeclared
+    else map (l: l // { address = if wildcard l.address then null else l.address; }) (concatMap parseListen listen);
+
+  # Where sshd listens: one entry per (port, address); address null means every interface.
+  listeners = map (l: l // { interface = if l.address == null then null else network.interfaceOf l.address; }) ports;
+  sshPorts = unique (map (l: l.port) listeners);
+
+  accountList = attrValues accounts.accounts;
+  allowUsersLiteral = filter (u: !(lib.hasInfix "*" u) && !(lib.hasInfix "?" u) && !(hasPrefix "!" u))
+    (map (p: head (splitString "@" p)) (concatMap (d: d.args) (filter (d: elem d.canonical [ "allowusers" ]) directives)));
+  allowGroups = concatMap (d: d.args) (filter (d: d.canonical == "allowgroups") directives);
+  matchUserWitnesses = concatMap (b: concatMap (c:
+    if c.name == "user" && c.arg != null
+    then map (p: builtins.replaceStrings [ "*" "?" ] [ "x" "x" ] p) (filter (p: !(hasPrefix "!" p)) (splitString "," c.arg))
+    else [ ]) (criteriaOf b.criteria)) blocks;
+
+  principalNames = unique (
+    [ "root" ]
+    ++ map (a: a.name) (filter (a: a.admin || a.isNormalUser) accountList)
+    ++ allowUsersLiteral
+    ++ concatMap accounts.membersOf allowGroups
+    ++ matchUserWitnesses
+    # An account nobody configured: what any other login name meets.
+    ++ [ "paranoid-nobody" ]);
+
+  principal = name:
+    let a = accounts.accounts.${name} or null; in
+    {
+      user = name;
+      exists = a != null;
+      groups = if a == null then [ ] else a.groups;
+      home = if a == null then "/home/${name}" else a.home;
+    };
+
+  # Extra client addresses taken from Address criteria, so a block naming some network is
+  # evaluated for a connection from it.
+  addressWitnesses = unique (filter (x: x != null) (concatMap (b: concatMap (c:
+    if elem c.name [ "address" ] && c.arg != null then map net.witness (splitString "," c.arg) else [ ]) (criteriaOf b.criteria)) blocks));
+  origins =
+    network.representatives
+    ++ map (addr: {
+      network = network.classify addr;
+      inherit addr;
+      laddr = (lib.findFirst (r: r.network == network.classify addr) (head network.representatives) network.representatives).laddr;
+      interface = (lib.findFirst (r: r.network == network.classify addr) (head network.representatives) network.representatives).interface;
+    }) (filter (a: !(elem a (map (r: r.addr) network.representatives))) addressWitnesses);
+
+  contexts = concatMap (name:
+    concatMap (o: map (port: principal name // {
+      inherit (o) network addr laddr interface;
+      # UseDNS no (NixOS's default): sshd matches Host against the address itself.
+      host = o.addr;
+      lport = port;
+      id = "${name}@${o.network}${lib.optionalString (o.addr != (lib.findFirst (r: r.network == o.network) o network.representatives).addr) "(${o.addr})"}:${toString port}";
+    }) sshPorts) origins) principalNames;
+
+  # Contexts grouped by the blocks they match: each distinct set evaluated once.
+  withBlocks = map (ctx: ctx // { matching = filter (blockMatches ctx) blocks; key = toString (map (b: b.index) (filter (blockMatches ctx) blocks)); }) contexts;
+  keys = unique (map (c: c.key) withBlocks);
+  profiles = map (k: profileFor (head (filter (c: c.key == k) withBlocks)).matching) keys;
+  profileIndex = listToAttrs (lib.imap0 (i: k: nameValuePair k i) keys);
+
+  # ---- who may log in, and how (auth.c allowed_user, auth_root_allowed) -------------------------
+
+  userPatternMatches = ctx: p:
+    let parts = splitString "@" p; in
+    net.patternList { } (head parts) ctx.user == 1
+    && (length parts == 1 || net.addrList (elemAt parts 1) ctx.addr == 1 || net.patternList { lower = true; } (elemAt parts 1) ctx.host == 1);
+  words = s: filter (x: x != "") (splitString " " s);
+
+  loginOf =
+    ctx: v:
+    let
+      val = kw: v.${kw}.value;
+      denyU = any (userPatternMatches ctx) (words (val "denyusers"));
+      allowU = words (val "allowusers");
+      denyG = any (g: any (p: net.patternList { } p g == 1) (words (val "denygroups"))) ctx.groups;
+      allowG = words (val "allowgroups");
+      rootMode = val "permitrootlogin";
+      methods = val "authenticationmethods";
+      # publickey alone completes authentication ("any", or a method list that is just publickey).
+      keyAlone = methods == "any" || any (l: l == "publickey") (words methods);
+      reasons =
+        optional (!ctx.exists) "the account does not exist"
+        ++ optional denyU "DenyUsers ${val "denyusers"} names it"
+        ++ optional (allowU != [ ] && !(any (userPatternMatches ctx) allowU)) "AllowUsers ${val "allowusers"} does not name it"
+        ++ optional denyG "DenyGroups ${val "denygroups"} names one of its groups"
+        ++ optional (allowG != [ ] && !(any (g: any (p: net.patternList { } p g == 1) allowG) ctx.groups)) "AllowGroups ${val "allowgroups"} names none of its groups ([${toString ctx.groups}])"
+        ++ optional (ctx.user == "root" && rootMode == "no") "PermitRootLogin no"
+        ++ optional (ctx.user == "root" && rootMode == "forced-commands-only") "PermitRootLogin forced-commands-only (only keys with a forced command)";
+      keyReasons =
+        optional (val "pubkeyauthentication" != "yes") "PubkeyAuthentication ${val "pubkeyauthentication"}"
+        ++ optional (!keyAlone) "AuthenticationMethods ${methods} needs more than a key";
+    in
+    {
+      allowed = reasons == [ ];
+      inherit reasons;
+      withKey = reasons == [ ] && keyReasons == [ ];
+      keyReasons = keyReasons;
+    };
+
+  # AuthorizedKeysFile entries for a user: %% %u %h expanded, relative paths under the home.
+  keyFilesOf =
+    ctx: v:
+    let
+      raw = words v.authorizedkeysfile.value;
+      expand = f: builtins.replaceStrings [ "%%" "%u" "%h" "%U" ] [ "%" ctx.user ctx.home "%U" ] f;
+      absolute = f: let e = expand f; in if hasPrefix "/" e then e else "${ctx.home}/${e}";
+    in
+    map (f: {
+      path = absolute f;
+      kind =
+        if f == "none" then "none"
+        else if hasPrefix "/etc/ssh/authorized_keys.d/" (absolute f) then "declared"
+        else if lib.hasInfix "%h" f || !(hasPrefix "/" f) || lib.hasPrefix (ctx.home + "/") (absolute f) || hasPrefix "/home/" (absolute f) || hasPrefix "/root/" (absolute f) then "home"
+        else "unmanaged";
+    }) (filter (f: f != "none") raw);
+in
+if !ossh.enable then null
+else
+{
+  judged = unjudged == [ ];
+  inherit unjudged;
+  errors = notInMatch;
+  notModelled = unknownCriteria;
+  # The lines a finding can point at: every value a connection gets, Match lines, Includes.
+  lines = let
+    used = unique (concatMap (p: concatMap (v: if v ? lines then v.lines else optional (v.line != null) v.line) (attrValues p.values)) profiles
+      ++ map (b: b.line) blocks ++ map (d: d.line) includes ++ map (e: e.line) notInMatch
+      ++ concatMap (l: optional (l.line != null) l.line) listeners
+      ++ map (d: d.line) (filter (d: d.canonical == "subsystem") global));
+  in map (d: { inherit (d) line keyword canonical value origin; }) (filter (d: elem d.line used) directives);
+  blocks = map (b: { inherit (b) line criteria origin; }) blocks;
+  inherit listeners;
+  ports = sshPorts;
+  subsystems = listToAttrs (map (d: nameValuePair (head d.args) { command = lib.concatStringsSep " " (tail d.args); inherit (d) line origin; })
+    # sshd refuses a second Subsystem of one name; the first is the one it would use.
+    (filter (d: d.canonical == "subsystem" && d.args != [ ]) global));
+  inherit profiles;
+  contexts = map (c:
+    let v = (elemAt profiles profileIndex.${c.key}).values; in
+    {
+      inherit (c) id user exists groups network addr laddr lport host interface;
+      profile = profileIndex.${c.key};
+      login = loginOf c v;
+      keyFiles = keyFilesOf c v;
+    }) withBlocks;
+}
