@@ -13,6 +13,8 @@ let
   classes = {
     "enable" = { kind = "meta"; };
     "profile" = { kind = "meta"; };
+    # A safety switch, not a posture: the rows hold the guard on.
+    "adminPath.guard" = { kind = "meta"; };
     "firewall.enable" = { kind = "switch"; off = false; };
     "vpn.tailscale.enable" = { kind = "switch"; off = false; };
     "vpn.sshOnlyOverVpn" = { kind = "switch"; off = false; };
@@ -92,19 +94,24 @@ in
       description = "SSH only over a VPN that does not exist";
       set = { "vpn.sshOnlyOverVpn" = true; "vpn.tailscale.enable" = false; };
       module = { networking.wireguard.interfaces = lib.mkForce { }; };
+      # No VPN, no way in either.
+      alsoFails = [ "[paranoid:admin-path]" ];
     }
+    # Three ways to leave nobody a way in; one guard (admin-path) names the broken links of each.
     {
-      id = "sudo-removed-no-root";
+      id = "admin-path-root-login-off";
+      guard = "admin-path";
       description = "sudo removed while root cannot log in over SSH";
       when = [
         { "sudo.mode" = "removed"; "ssh.enable" = true; "ssh.permitRootLogin" = "no"; }
-        # Found by the pairwise matrix: the guard also (rightly) refuses forced commands only.
+        # Forced commands only is no shell either.
         { "sudo.mode" = "removed"; "ssh.enable" = true; "ssh.permitRootLogin" = "forced-commands-only"; }
       ];
       set = { "sudo.mode" = "removed"; "ssh.enable" = true; "ssh.permitRootLogin" = "no"; };
     }
     {
-      id = "ssh-no-admin-key";
+      id = "admin-path-no-key";
+      guard = "admin-path";
       description = "public keys only, but no admin has a key";
       set = { "ssh.enable" = true; };
       module = {
@@ -113,7 +120,8 @@ in
       };
     }
     {
-      id = "users-no-credential";
+      id = "admin-path-no-credential";
+      guard = "admin-path";
       description = "immutable users and no admin credential at all";
       set = { "users.immutable" = true; };
       module = {

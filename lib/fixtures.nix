@@ -20,7 +20,8 @@ in
         isNormalUser = true;
         uid = 1000;
         extraGroups = [ "wheel" ];
-        hashedPasswordFile = "/run/keys/admin-password";
+        # A secret manager puts it there at every boot (sops-nix's neededForUsers path).
+        hashedPasswordFile = "/run/secrets-for-users/admin-password";
         openssh.authorizedKeys.keys = [ key ];
       };
       # A server is reachable somehow: sshd runs (paranoid.ssh only hardens it) and a

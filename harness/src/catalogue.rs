@@ -57,6 +57,9 @@ impl Knob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Constraint {
     pub id: String,
+    /// The guard rail that must refuse it, when several constraints share one (default: `id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<String>,
     #[serde(default)]
     pub description: String,
     /// Conjunctions of knob values; a row matching any must be refused with `[paranoid:<id>]`.
@@ -76,7 +79,7 @@ pub struct Constraint {
 impl Constraint {
     /// The marker every message of this guard rail starts with.
     pub fn marker(&self) -> String {
-        format!("[paranoid:{}]", self.id)
+        format!("[paranoid:{}]", self.guard.as_deref().unwrap_or(&self.id))
     }
 }
 

@@ -435,6 +435,7 @@ mod tests {
             invariant: invariant.into(),
             message: format!("{invariant} found"),
             fix: fix.into(),
+            apply: vec![],
         }
     }
 

@@ -24,7 +24,9 @@ let
     port: iface:
     let
       globalFiles = filesWithPort [ "networking" "firewall" "allowedTCPPorts" ] port;
-      viaOpenssh = opensshModule != null && elem opensshModule globalFiles;
+      ossh = config.services.openssh;
+      # openFirewall adds `ports` to the global list (sshd.nix); name it rather than the list.
+      viaOpenssh = ossh.openFirewall && elem port ossh.ports;
       perIface = name: c:
         optional (elem port (c.allowedTCPPorts or [ ])) { option = "networking.firewall.interfaces.${name}.allowedTCPPorts"; files = filesWithPort [ "networking" "firewall" "interfaces" name "allowedTCPPorts" ] port; text = "${toString port}"; }
         ++ optional (inRanges port (c.allowedTCPPortRanges or [ ])) { option = "networking.firewall.interfaces.${name}.allowedTCPPortRanges"; files = [ ]; text = "a range covering ${toString port}"; };

@@ -15,8 +15,21 @@ in
 rec {
   pretty = file: let m = builtins.match storeSource (toString file); in if m == null then toString file else builtins.head m;
 
-  # The option at `path` in an option tree, or null (no tree, or not an option).
-  at = options: path: if options == null then null else let o = lib.attrByPath path null options; in if o != null && lib.isOption o then o else null;
+  # The option at `path` in an option tree, or null (no tree, or not an option). Paths go on
+  # through submodules and attrsOf submodules (`networking.firewall.interfaces.eth0.…`) by
+  # the evaluated value's own option tree (valueMeta).
+  at = options: path: if options == null then null else walk options path;
+  walk =
+    node: path:
+    if path == [ ] then (if lib.isOption node then node else null)
+    else
+      let k = builtins.head path; rest = builtins.tail path; meta = node.valueMeta or { }; in
+      if lib.isOption node then
+        if meta ? attrs && meta.attrs ? ${k} && meta.attrs.${k} ? configuration then walk meta.attrs.${k}.configuration.options rest
+        else if meta ? configuration then walk meta.configuration.options path
+        else null
+      else if builtins.isAttrs node && node ? ${k} then walk node.${k} rest
+      else null;
 
   files = opt: if opt == null then [ ] else unique (map (d: pretty d.file) opt.definitionsWithLocations);
 

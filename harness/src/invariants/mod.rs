@@ -314,6 +314,15 @@ impl<'a> Proj<'a> {
     }
 }
 
+/// The guard rail that refuses every configuration breaking this invariant, if one does.
+pub fn guarded_by(invariant: &str) -> Option<&'static str> {
+    match invariant {
+        "admin.path" => Some("admin-path"),
+        "vpn.ssh-not-global" => Some("vpn-ssh-port-open"),
+        _ => None,
+    }
+}
+
 /// Every posture invariant on one projection.
 pub fn check_posture(p: &Posture, projection: &Value) -> Vec<Violation> {
     let proj = Proj(projection);
