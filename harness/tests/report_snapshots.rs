@@ -41,6 +41,7 @@ fn result() -> MatrixResult {
                 invariant: "ssh.password-auth".into(),
                 message: "with paranoid.ssh.enable = true, sshd runs with PasswordAuthentication yes (want no): `PasswordAuthentication yes` on line 21 of sshd_config wins".into(),
                 fix: "remove the definition of services.openssh.settings.PasswordAuthentication that overrides paranoid.ssh".into(),
+                apply: vec![],
             }],
             None,
         ),

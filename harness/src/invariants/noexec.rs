@@ -108,8 +108,14 @@ pub(super) fn check_noexec(p: &Posture, proj: &Proj) -> Vec<Violation> {
                     let src = table.backing(m);
                     // Storage on the store's own filesystem stays executable unless the
                     // persistence root is made a noexec bind of itself, as persistPath is.
+                    let root = root.trim_end_matches('/');
+                    let self_bound = table
+                        .mounts
+                        .iter()
+                        .any(|x| x.mount_point == root && x.origin == "fileSystems");
                     let on_store = STORE_MOUNTS.contains(&src.mount_point.as_str())
-                        && !STORE_MOUNTS.contains(&root.trim_end_matches('/'));
+                        && !STORE_MOUNTS.contains(&root)
+                        && !self_bound;
                     let (fix, apply) = if on_store {
                         (
                             format!("add \"{root}\" to paranoid.noexec.extraPaths: the persistence root {root} lies on {} (which must stay executable for the store), and extraPaths makes it a noexec bind of itself", src.mount_point),

@@ -4,36 +4,33 @@
 use super::*;
 use serde_json::json;
 
+/// The projection of tests/fixtures/every-area.nix (every area on, nothing weakened), evaluated
+/// once by the real lib.harness.evalBatch: the effective posture in it is the Nix model's own.
+fn good() -> Value {
+    static GOOD: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    GOOD.get_or_init(|| {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let host = repo.join("harness/tests/fixtures/every-area.nix");
+        let expr = format!(
+            "(builtins.head ((builtins.getFlake {:?}).lib.harness.evalBatch {{ catch = false; items = [ {{ id = \"good\"; modules = [ {:?} ]; }} ]; }})).projection",
+            repo.display().to_string(),
+            host.display().to_string()
+        );
+        let out = std::process::Command::new("nix")
+            .args(["--extra-experimental-features", "nix-command flakes", "eval", "--json", "--impure", "--expr", &expr])
+            .output()
+            .expect("these tests need nix on PATH");
+        assert!(out.status.success(), "nix eval: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    })
+    .clone()
+}
+
+/// The fixture's own knobs, every area on.
 fn posture() -> Posture {
-    let knobs: BTreeMap<String, Value> = serde_json::from_value(json!({
-        "ssh.enable": true, "ssh.allowSFTP": false, "ssh.permitRootLogin": "prohibit-password",
-        "noexec.enable": true, "noexec.exceptions": [],
-        "nix.enable": true, "nix.allowedUsers": "root", "nix.disableChannels": true, "nix.blockBinaryCache": true,
-        "nix.binaryCacheRanges": ["151.101.0.0/16", "2a04:4e42::/32"],
-        "firewall.enable": true,
-        "vpn.sshOnlyOverVpn": true, "vpn.tailscale.enable": true, "vpn.interface": "tailscale0", "vpn.trust": "interface",
-        "audit.enable": true, "audit.execve": true, "audit.immutable": true,
-        "sudo.mode": "removed", "packages.stripDefaults": true,
-        "amnesia.enable": true, "amnesia.persistPath": "/nix/persist", "amnesia.rootSize": "2G",
-        "amnesia.directories": ["/var/log", {"directory": "/srv"}], "amnesia.files": ["/etc/machine-id"],
-        "users.immutable": true,
-        "logs.remote.enable": true, "logs.remote.url": "https://logs.example:19532",
-        "antivirus.mode": "running"
-    }))
-    .unwrap();
+    let knobs = Proj(&good()).knobs();
     let on = [
-        "ssh",
-        "noexec",
-        "nix",
-        "firewall",
-        "vpn",
-        "audit",
-        "sudo",
-        "packages",
-        "amnesia",
-        "users",
-        "logs",
-        "antivirus",
+        "ssh", "noexec", "nix", "firewall", "vpn", "audit", "sudo", "packages", "amnesia", "users", "logs", "antivirus",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -47,65 +44,21 @@ fn posture() -> Posture {
     }
 }
 
-const SSHD: &str = "AllowAgentForwarding no\nAllowStreamLocalForwarding no\nAllowTcpForwarding no\nAuthenticationMethods publickey\n\
-DisableForwarding yes\nGatewayPorts no\nKbdInteractiveAuthentication no\nPasswordAuthentication no\nPermitRootLogin prohibit-password\n\
-PermitTunnel no\nX11Forwarding no\nPort 22\nAuthorizedKeysFile /etc/ssh/authorized_keys.d/%u\nHostKey /nix/persist/etc/ssh/ssh_host_ed25519_key\n";
-
-fn mount(point: &str, device: &str, fs: &str, opts: &[&str], origin: &str) -> Value {
-    json!({"mountPoint": point, "device": device, "fsType": fs, "options": opts, "origin": origin, "neededForBoot": false})
+/// The index of the mount at `point` from `origin` in the projection's mount table.
+fn mount_at(p: &Value, point: &str, origin: &str) -> usize {
+    p["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|m| m["mountPoint"] == point && m["origin"] == origin)
+        .unwrap_or_else(|| panic!("no {origin} mount at {point}"))
 }
 
-fn good() -> Value {
-    json!({
-        "schema": 1, "backend": "surface", "host": "test", "paranoidImported": true, "knobs": {},
-        "rendered": {
-            "sshd_config": SSHD,
-            "nftables": "table inet paranoid-egress {\n chain output {\n ip daddr { 151.101.0.0/16 } reject\n ip6 daddr { 2a04:4e42::/32 } reject\n }\n}\n"
-        },
-        "mounts": [
-            mount("/", "tmpfs", "tmpfs", &["defaults", "size=2G", "mode=755", "noexec", "nosuid", "nodev"], "fileSystems"),
-            mount("/nix", "/dev/disk/by-label/nix", "ext4", &["x-initrd.mount"], "fileSystems"),
-            mount("/nix/persist", "/nix/persist", "none", &["bind", "x-initrd.mount", "noexec", "nosuid", "nodev"], "fileSystems"),
-            mount("/dev/shm", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777", "noexec", "nosuid", "nodev"], "special"),
-            mount("/run/wrappers", "tmpfs", "tmpfs", &["nodev", "mode=755"], "special"),
-            mount("/var/log", "/nix/persist/var/log", "none", &["bind", "x-gvfs-hide"], "systemd.mounts"),
-            mount("/srv", "/nix/persist/srv", "none", &["bind", "x-gvfs-hide"], "systemd.mounts"),
-            mount("/var/log", "/nix/persist/var/log", "none", &["bind", "x-gvfs-hide"], "initrd")
-        ],
-        "options": {
-            "nix.settings": {"allowed-users": ["root"], "trusted-users": ["root"], "substituters": []},
-            "nix.channel.enable": false,
-            "networking.firewall.enable": true,
-            "networking.firewall.allowedTCPPorts": [],
-            "networking.firewall.trustedInterfaces": ["tailscale0", "lo"],
-            "networking.firewall.interfaces": {},
-            "networking.firewall.extraCommands": "",
-            "services.openssh.openFirewall": false,
-            "services.openssh.ports": [22],
-            "services.openssh.hostKeys": [{"type": "ed25519", "path": "/nix/persist/etc/ssh/ssh_host_ed25519_key"}],
-            "security.audit.enable": "lock",
-            "security.audit.rules": ["-a always,exit -F arch=b64 -S execve -k exec", "-a always,exit -F arch=b32 -S execve -k exec"],
-            "security.sudo.enable": false,
-            "security.sudo-rs.enable": false,
-            "security.sudo.execWheelOnly": false,
-            "security.sudo.wheelNeedsPassword": true,
-            "environment.defaultPackages": [],
-            "programs.nano.enable": false,
-            "fileSystems": {"/": {"fsType": "tmpfs", "device": "tmpfs", "options": ["defaults", "size=2G", "mode=755", "noexec", "nosuid", "nodev"]}},
-            "environment.persistence": {"/nix/persist": {"enable": true, "persistentStoragePath": "/nix/persist",
-                "directories": [{"directory": "/var/log", "dirPath": "/var/log", "persistentStoragePath": "/nix/persist"},
-                                {"directory": "/srv", "dirPath": "/srv", "persistentStoragePath": "/nix/persist"}],
-                "files": [{"file": "/etc/machine-id", "filePath": "/etc/machine-id", "persistentStoragePath": "/nix/persist"}]}},
-            "users.mutableUsers": false,
-            "services.journald.upload.enable": true,
-            "services.journald.upload.settings": {"Upload": {"URL": "https://logs.example:19532"}},
-            "environment.systemPackages": ["clamav", "nix"],
-            "services.clamav.daemon.enable": true,
-            "services.clamav.updater.enable": true
-        },
-        "assertions": [],
-        "warnings": []
-    })
+/// Every connection sshd was judged for gets `value` for `keyword` (from line `line`).
+fn sshd_value(p: &mut Value, keyword: &str, value: &str) {
+    for prof in p["effective"]["sshd"]["profiles"].as_array_mut().unwrap() {
+        prof["values"][keyword]["value"] = json!(value);
+    }
 }
 
 fn ids(vs: &[Violation]) -> BTreeSet<String> {
@@ -117,10 +70,6 @@ fn set(p: &mut Value, pointer: &str, value: Value) {
         .unwrap_or_else(|| panic!("no {pointer} in the test projection")) = value;
 }
 
-fn sshd_with(first_lines: &str) -> Value {
-    json!(format!("{first_lines}{SSHD}"))
-}
-
 #[test]
 fn the_good_projection_passes_every_posture_invariant() {
     let v = check_posture(&posture(), &good());
@@ -128,288 +77,150 @@ fn the_good_projection_passes_every_posture_invariant() {
 }
 
 /// Each case: the invariant, and a mutation of the good projection (or posture) that breaks it.
+/// The effective posture is mutated where the invariant reads it, the options where it reads
+/// them; tests/weakenings.rs breaks the same invariants through real NixOS options.
 #[test]
 fn each_posture_invariant_fires_on_its_own_violation() {
     type Mutation = Box<dyn Fn(&mut Value, &mut Posture)>;
+    let sshd = |kw: &'static str, val: &'static str| -> Mutation { Box::new(move |p, _| sshd_value(p, kw, val)) };
     let cases: Vec<(&str, Mutation)> = vec![
-        (
-            "ssh.password-auth",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/rendered/sshd_config",
-                    sshd_with("PasswordAuthentication yes\n"),
-                )
-            }),
-        ),
-        (
-            "ssh.kbd-interactive",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/rendered/sshd_config",
-                    sshd_with("ChallengeResponseAuthentication yes\n"),
-                )
-            }),
-        ),
-        (
-            "ssh.publickey-only",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/rendered/sshd_config",
-                    json!(SSHD.replace("AuthenticationMethods publickey\n", "")),
-                )
-            }),
-        ),
-        (
-            "ssh.tcp-forwarding",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/rendered/sshd_config",
-                    sshd_with("allowtcpforwarding=yes\n"),
-                )
-            }),
-        ),
-        (
-            "ssh.agent-forwarding",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/rendered/sshd_config",
-                    json!(SSHD.replace("AllowAgentForwarding no", "AllowAgentForwarding yes")),
-                )
-            }),
-        ),
-        (
-            "ssh.x11-forwarding",
-            Box::new(|p, _| set(p, "/rendered/sshd_config", sshd_with("X11Forwarding yes\n"))),
-        ),
-        (
-            "ssh.streamlocal-forwarding",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/rendered/sshd_config",
-                    json!(SSHD.replace("AllowStreamLocalForwarding no\n", "")),
-                )
-            }),
-        ),
-        (
-            "ssh.disable-forwarding",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/rendered/sshd_config",
-                    json!(SSHD.replace("DisableForwarding yes", "DisableForwarding no")),
-                )
-            }),
-        ),
-        (
-            "ssh.tunnel",
-            Box::new(|p, _| set(p, "/rendered/sshd_config", sshd_with("PermitTunnel yes\n"))),
-        ),
-        (
-            "ssh.gateway-ports",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/rendered/sshd_config",
-                    sshd_with("GatewayPorts clientspecified\n"),
-                )
-            }),
-        ),
+        ("ssh.password-auth", sshd("passwordauthentication", "yes")),
+        ("ssh.kbd-interactive", sshd("kbdinteractiveauthentication", "yes")),
+        ("ssh.publickey-only", sshd("authenticationmethods", "any")),
+        ("ssh.tcp-forwarding", sshd("allowtcpforwarding", "yes")),
+        ("ssh.agent-forwarding", sshd("allowagentforwarding", "yes")),
+        ("ssh.x11-forwarding", sshd("x11forwarding", "yes")),
+        ("ssh.streamlocal-forwarding", sshd("allowstreamlocalforwarding", "yes")),
+        ("ssh.disable-forwarding", sshd("disableforwarding", "no")),
+        ("ssh.tunnel", sshd("permittunnel", "yes")),
+        ("ssh.gateway-ports", sshd("gatewayports", "clientspecified")),
+        ("ssh.root-login", sshd("permitrootlogin", "yes")),
         (
             "ssh.sftp",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/rendered/sshd_config",
-                    json!(format!(
-                        "{SSHD}Subsystem sftp /nix/store/x/libexec/sftp-server\n"
-                    )),
-                )
-            }),
-        ),
-        (
-            "ssh.root-login",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/rendered/sshd_config",
-                    sshd_with("PermitRootLogin yes\n"),
-                )
-            }),
+            Box::new(|p, _| set(p, "/effective/sshd/subsystems", json!({"sftp": {"command": "/x/sftp-server", "line": 40}}))),
         ),
         (
             "ssh.homedir-keys",
             Box::new(|p, _| {
-                set(
-                    p,
-                    "/rendered/sshd_config",
-                    json!(SSHD.replace(
-                        "AuthorizedKeysFile /etc/ssh/authorized_keys.d/%u",
-                        "AuthorizedKeysFile %h/.ssh/authorized_keys /etc/ssh/authorized_keys.d/%u"
-                    )),
-                )
+                for c in p["effective"]["sshd"]["contexts"].as_array_mut().unwrap() {
+                    c["keyFiles"] = json!([{"path": "/root/.ssh/authorized_keys", "kind": "home"}]);
+                }
             }),
+        ),
+        (
+            "ssh.judged",
+            Box::new(|p, _| set(p, "/effective/sshd/unjudged", json!([{"line": 50, "text": "Include /etc/ssh/x", "origin": {"option": "services.openssh.extraConfig"}, "reason": "not in the store"}]))),
+        ),
+        (
+            "ssh.config-valid",
+            Box::new(|p, _| set(p, "/effective/sshd/errors", json!([{"line": 51, "text": "Port 2222", "origin": {"option": "services.openssh.extraConfig"}, "reason": "not allowed in Match"}]))),
         ),
         (
             "noexec.mounts",
             Box::new(|p, _| {
-                set(
-                    p,
-                    "/mounts/3/options",
-                    json!(["nosuid", "nodev", "noexec", "defaults"]),
-                )
+                let i = mount_at(p, "/dev/shm", "special");
+                set(p, &format!("/mounts/{i}/options"), json!(["nosuid", "nodev", "noexec", "defaults"]))
             }),
         ),
         (
             "noexec.persisted",
             Box::new(|p, pos| {
                 // The persist path excepted: its own mount is excused, what is persisted is not.
-                pos.knobs
-                    .insert("noexec.exceptions".into(), json!(["/nix/persist"]));
-                set(p, "/mounts/2/options", json!(["bind", "x-initrd.mount"]))
+                pos.knobs.insert("noexec.exceptions".into(), json!(["/nix/persist"]));
+                let i = mount_at(p, "/nix/persist", "fileSystems");
+                set(p, &format!("/mounts/{i}/options"), json!(["bind", "x-initrd.mount"]))
             }),
         ),
         (
             "noexec.store-exec",
-            Box::new(|p, _| set(p, "/mounts/1/options", json!(["noexec"]))),
-        ),
-        (
-            "nix.allowed-users",
-            Box::new(|p, _| set(p, "/options/nix.settings/allowed-users", json!(["*"]))),
-        ),
-        (
-            "nix.trusted-users",
             Box::new(|p, _| {
-                set(
-                    p,
-                    "/options/nix.settings/trusted-users",
-                    json!(["root", "@wheel"]),
-                )
+                let i = mount_at(p, "/nix", "fileSystems");
+                set(p, &format!("/mounts/{i}/options"), json!(["noexec"]))
             }),
         ),
+        ("nix.allowed-users", Box::new(|p, _| set(p, "/effective/nix/allowedUsers/value", json!(["*"])))),
+        ("nix.trusted-users", Box::new(|p, _| set(p, "/effective/nix/trustedUsers/value", json!(["root", "@wheel"])))),
         (
-            "nix.channels",
-            Box::new(|p, _| set(p, "/options/nix.channel.enable", json!(true))),
+            "nix.judged",
+            Box::new(|p, _| set(p, "/effective/nix/unjudged", json!([{"line": 30, "text": "include /etc/nix/extra.conf", "origin": {"option": "nix.extraOptions"}, "reason": "cannot read"}]))),
         ),
-        (
-            "nix.cache-block",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/options/nix.settings/substituters",
-                    json!(["https://cache.nixos.org/"]),
-                )
-            }),
-        ),
-        (
-            "firewall.enabled",
-            Box::new(|p, _| set(p, "/options/networking.firewall.enable", json!(false))),
-        ),
+        ("nix.channels", Box::new(|p, _| set(p, "/options/nix.channel.enable", json!(true)))),
+        ("nix.cache-block", Box::new(|p, _| set(p, "/effective/nix/substituters/value", json!(["https://cache.nixos.org/"])))),
+        ("firewall.enabled", Box::new(|p, _| set(p, "/options/networking.firewall.enable", json!(false)))),
         (
             "vpn.ssh-not-global",
             Box::new(|p, _| {
-                set(
-                    p,
-                    "/options/networking.firewall.allowedTCPPorts",
-                    json!([22]),
-                )
+                set(p, "/effective/firewall/publicSsh", json!([{"port": 22, "interface": "eth0", "routes": [{"option": "networking.firewall.allowedTCPPorts", "files": [], "text": "22"}]}]))
             }),
         ),
         (
             "vpn.interface-trusted",
             Box::new(|p, _| {
-                set(
-                    p,
-                    "/options/networking.firewall.trustedInterfaces",
-                    json!(["lo"]),
-                )
+                for t in p["effective"]["firewall"]["ssh"].as_array_mut().unwrap() {
+                    for i in t["interfaces"].as_array_mut().unwrap() {
+                        i["reachable"] = json!(false);
+                    }
+                }
             }),
+        ),
+        (
+            "vpn.judged",
+            Box::new(|p, _| set(p, "/effective/firewall/unjudged", json!([{"option": "networking.firewall.extraInputRules", "files": [], "line": 1, "text": "tcp dport @ssh accept", "reason": "named set"}]))),
         ),
         (
             "audit.execve-rules",
             Box::new(|p, _| {
-                set(
-                    p,
-                    "/options/security.audit.rules",
-                    json!(["-a always,exit -F arch=b64 -S execve -k exec"]),
-                )
+                set(p, "/effective/audit/execveAudited", json!(false));
+                set(p, "/effective/audit/scenarios/0/execveRecord", json!(false));
             }),
         ),
         (
-            "audit.immutable",
-            Box::new(|p, _| set(p, "/options/security.audit.enable", json!(true))),
+            "audit.judged",
+            Box::new(|p, _| {
+                set(p, "/effective/audit/judged", json!(false));
+                set(p, "/effective/audit/scenarios/0/uncertain", json!(true));
+            }),
+        ),
+        ("audit.immutable", Box::new(|p, _| set(p, "/effective/audit/locked", json!(false)))),
+        ("sudo.mode", Box::new(|p, _| set(p, "/effective/sudo/tools/sudo-rs/enabled", json!(true)))),
+        (
+            "sudo.judged",
+            Box::new(|p, pos| {
+                pos.knobs.insert("sudo.mode".into(), json!("wheel-only"));
+                set(p, "/effective/sudo/tools/sudo", json!({"enabled": true, "execWheelOnly": true, "unjudged": [{"line": 9, "text": "@includedir /etc/sudoers.d", "origin": {"option": "security.sudo.extraConfig"}, "reason": "cannot read"}], "paths": []}));
+            }),
         ),
         (
-            "sudo.mode",
-            Box::new(|p, _| set(p, "/options/security.sudo-rs.enable", json!(true))),
+            "admin.path",
+            Box::new(|p, _| {
+                set(p, "/effective/adminPath/ok", json!(false));
+                set(p, "/effective/adminPath/broken", json!([{"account": "root", "links": ["sshd refuses root: PermitRootLogin no"]}]));
+            }),
         ),
-        (
-            "packages.stripped",
-            Box::new(|p, _| set(p, "/options/programs.nano.enable", json!(true))),
-        ),
+        ("packages.stripped", Box::new(|p, _| set(p, "/options/programs.nano.enable", json!(true)))),
         (
             "amnesia.tmpfs-root",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/options/fileSystems",
-                    json!({"/": {"fsType": "tmpfs", "options": ["defaults", "size=2G"]}}),
-                )
-            }),
+            Box::new(|p, _| set(p, "/options/fileSystems/~1", json!({"fsType": "tmpfs", "options": ["defaults", "size=2G"]}))),
         ),
         (
             "amnesia.persistence",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/options/environment.persistence/~1nix~1persist/directories",
-                    json!([{"dirPath": "/var/log"}]),
-                )
-            }),
+            Box::new(|p, _| set(p, "/options/environment.persistence/~1nix~1persist/directories", json!([{"dirPath": "/var/log"}]))),
         ),
         (
             "amnesia.host-keys",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/options/services.openssh.hostKeys",
-                    json!([{"path": "/etc/ssh/ssh_host_ed25519_key"}]),
-                )
-            }),
+            Box::new(|p, _| set(p, "/options/services.openssh.hostKeys", json!([{"path": "/etc/ssh/ssh_host_ed25519_key"}]))),
         ),
-        (
-            "users.immutable",
-            Box::new(|p, _| set(p, "/options/users.mutableUsers", json!(true))),
-        ),
+        ("users.immutable", Box::new(|p, _| set(p, "/options/users.mutableUsers", json!(true)))),
         (
             "logs.upload",
-            Box::new(|p, _| {
-                set(
-                    p,
-                    "/options/services.journald.upload.settings/Upload/URL",
-                    json!("https://elsewhere"),
-                )
-            }),
+            Box::new(|p, _| set(p, "/options/services.journald.upload.settings/Upload/URL", json!("https://elsewhere"))),
         ),
-        (
-            "antivirus.mode",
-            Box::new(|p, _| set(p, "/options/services.clamav.updater.enable", json!(false))),
-        ),
+        ("antivirus.mode", Box::new(|p, _| set(p, "/options/services.clamav.updater.enable", json!(false)))),
     ];
     let posture_ids: BTreeSet<&str> = IDS
         .iter()
         .copied()
-        .filter(|i| {
-            !matches!(
-                *i,
-                "knob-off.untouched" | "nixos.assertions" | "constraint.rejected"
-            )
-        })
+        .filter(|i| !matches!(*i, "knob-off.untouched" | "nixos.assertions" | "constraint.rejected"))
         .collect();
     let covered: BTreeSet<&str> = cases.iter().map(|c| c.0).collect();
     assert_eq!(covered, posture_ids, "every posture invariant needs a case");
@@ -417,116 +228,87 @@ fn each_posture_invariant_fires_on_its_own_violation() {
         let (mut p, mut pos) = (good(), posture());
         mutate(&mut p, &mut pos);
         let got = check_posture(&pos, &p);
-        assert_eq!(
-            ids(&got),
-            BTreeSet::from([id.to_string()]),
-            "mutation for {id}: {got:#?}"
-        );
+        assert_eq!(ids(&got), BTreeSet::from([id.to_string()]), "mutation for {id}: {got:#?}");
         for v in &got {
-            assert!(
-                !v.message.is_empty() && !v.fix.is_empty(),
-                "{id}: message and fix"
-            );
-            assert!(
-                v.message.contains("paranoid.") || v.message.contains("/"),
-                "{id}: the message names a knob or a path: {}",
-                v.message
-            );
+            assert!(!v.message.is_empty() && !v.fix.is_empty(), "{id}: message and fix");
         }
     }
 }
 
 #[test]
-fn messages_name_the_knob_the_value_found_and_the_line() {
+fn messages_name_the_line_the_keyword_as_written_and_the_option_behind_it() {
     let mut p = good();
-    set(
-        &mut p,
-        "/rendered/sshd_config",
-        sshd_with("PasswordAuthentication yes\n"),
-    );
+    sshd_value(&mut p, "passwordauthentication", "yes");
+    // Point every connection's value at a line that is an alias, set in extraConfig.
+    let line = 77;
+    for prof in p["effective"]["sshd"]["profiles"].as_array_mut().unwrap() {
+        prof["values"]["kbdinteractiveauthentication"] = json!({"value": "yes", "line": line});
+    }
+    p["effective"]["sshd"]["lines"].as_array_mut().unwrap().push(json!({
+        "line": line, "keyword": "ChallengeResponseAuthentication", "canonical": "kbdinteractiveauthentication",
+        "value": "yes", "origin": {"option": "services.openssh.extraConfig", "files": ["hosts/a.nix"]}
+    }));
+    p["options"]["services.openssh.extraConfig"] = json!("Port 22\nChallengeResponseAuthentication yes\n");
     let v = check_posture(&posture(), &p);
+    let kbd = v.iter().find(|v| v.invariant == "ssh.kbd-interactive").unwrap();
+    assert!(kbd.message.contains("paranoid.ssh.enable = true"), "{}", kbd.message);
     assert!(
-        v[0].message.contains("paranoid.ssh.enable = true"),
+        kbd.message.contains("`ChallengeResponseAuthentication yes`") && kbd.message.contains("line 77") && kbd.message.contains("hosts/a.nix"),
         "{}",
-        v[0].message
+        kbd.message
     );
-    assert!(
-        v[0].message.contains("PasswordAuthentication yes") && v[0].message.contains("line 1"),
-        "{}",
-        v[0].message
-    );
-    assert!(
-        v[0].fix
-            .contains("services.openssh.settings.PasswordAuthentication"),
-        "{}",
-        v[0].fix
-    );
+    assert!(kbd.fix.contains("services.openssh.extraConfig in hosts/a.nix"), "{}", kbd.fix);
+    // The fix removes exactly that line, forced over the host's text.
+    assert_eq!(kbd.apply.len(), 1);
+    assert_eq!(kbd.apply[0].value, json!("Port 22\n"));
+    // A value from sshd's default names no line and says so.
+    let pw = v.iter().find(|v| v.invariant == "ssh.password-auth").unwrap();
+    assert!(pw.message.contains("PasswordAuthentication yes"), "{}", pw.message);
 }
 
 #[test]
-fn a_weaker_value_later_in_the_file_is_harmless_but_a_match_block_is_not() {
+fn a_match_block_names_its_criteria_and_the_connections_it_weakens() {
     let mut p = good();
-    set(
-        &mut p,
-        "/rendered/sshd_config",
-        json!(format!(
-            "{SSHD}PasswordAuthentication yes\nAllowTcpForwarding yes\n"
-        )),
-    );
-    assert!(check_posture(&posture(), &p).is_empty());
-    set(
-        &mut p,
-        "/rendered/sshd_config",
-        json!(format!(
-            "{SSHD}Match User deploy\n  AllowTcpForwarding yes\n"
-        )),
-    );
-    assert_eq!(
-        ids(&check_posture(&posture(), &p)),
-        BTreeSet::from(["ssh.tcp-forwarding".to_string()])
-    );
+    let profiles = p["effective"]["sshd"]["profiles"].as_array().unwrap().len();
+    // A second profile that only some connections get, from a Match block.
+    let mut weak = p["effective"]["sshd"]["profiles"][0].clone();
+    weak["blocks"] = json!([60]);
+    weak["values"]["allowtcpforwarding"] = json!({"value": "yes", "line": 61});
+    p["effective"]["sshd"]["profiles"].as_array_mut().unwrap().push(weak);
+    p["effective"]["sshd"]["blocks"] = json!([{"line": 60, "criteria": ["User", "deploy"]}]);
+    p["effective"]["sshd"]["lines"].as_array_mut().unwrap().push(json!({
+        "line": 61, "keyword": "AllowTcpForwarding", "canonical": "allowtcpforwarding", "value": "yes",
+        "origin": {"option": "services.openssh.extraConfig", "files": []}
+    }));
+    let first = p["effective"]["sshd"]["contexts"][0]["id"].as_str().unwrap().to_string();
+    p["effective"]["sshd"]["contexts"][0]["profile"] = json!(profiles);
+    let got = check_posture(&posture(), &p);
+    assert_eq!(ids(&got), BTreeSet::from(["ssh.tcp-forwarding".to_string()]), "{got:#?}");
+    assert!(got[0].message.contains("`Match User deploy` (line 60)") && got[0].message.contains(&first), "{}", got[0].message);
 }
 
 #[test]
 fn off_areas_are_not_held_to_anything_but_the_store() {
     let off = Posture::default();
     let mut p = good();
-    set(
-        &mut p,
-        "/rendered/sshd_config",
-        sshd_with("PasswordAuthentication yes\n"),
-    );
+    sshd_value(&mut p, "passwordauthentication", "yes");
     set(&mut p, "/options/users.mutableUsers", json!(true));
     assert!(check_posture(&off, &p).is_empty());
-    set(&mut p, "/mounts/1/options", json!(["noexec"]));
-    assert_eq!(
-        ids(&check_posture(&off, &p)),
-        BTreeSet::from(["noexec.store-exec".to_string()])
-    );
+    let i = mount_at(&p, "/nix", "fileSystems");
+    set(&mut p, &format!("/mounts/{i}/options"), json!(["noexec"]));
+    assert_eq!(ids(&check_posture(&off, &p)), BTreeSet::from(["noexec.store-exec".to_string()]));
 }
 
 #[test]
 fn a_plain_bind_of_an_excepted_persist_path_is_caught() {
     let mut pos = posture();
-    pos.knobs
-        .insert("noexec.exceptions".into(), json!(["/nix/persist"]));
+    pos.knobs.insert("noexec.exceptions".into(), json!(["/nix/persist"]));
     let mut p = good();
-    set(
-        &mut p,
-        "/mounts/2/options",
-        json!(["bind", "x-initrd.mount"]),
-    );
+    let i = mount_at(&p, "/nix/persist", "fileSystems");
+    set(&mut p, &format!("/mounts/{i}/options"), json!(["bind", "x-initrd.mount"]));
     let got = check_posture(&pos, &p);
-    assert_eq!(
-        ids(&got),
-        BTreeSet::from(["noexec.persisted".to_string()]),
-        "{got:#?}"
-    );
-    assert!(
-        got[0].fix.contains("paranoid.noexec.exceptions"),
-        "{}",
-        got[0].fix
-    );
+    assert_eq!(ids(&got), BTreeSet::from(["noexec.persisted".to_string()]), "{got:#?}");
+    assert!(got[0].fix.contains("paranoid.noexec.exceptions"), "{}", got[0].fix);
 }
 
 fn catalogue() -> Catalogue {
@@ -536,7 +318,7 @@ fn catalogue() -> Catalogue {
             {"name": "sudo.mode", "type": "enum", "values": ["upstream", "wheel-only", "removed"], "default": "upstream", "kind": "switch", "area": "sudo", "off": "upstream"}
         ],
         "constraints": [
-            {"id": "sudo-removed-no-root", "description": "d", "set": {"sudo.mode": "removed"}, "when": [{"sudo.mode": "removed", "ssh.enable": false}], "alsoFails": ["Neither the root"]}
+            {"id": "admin-path-root-login-off", "guard": "admin-path", "description": "d", "set": {"sudo.mode": "removed"}, "when": [{"sudo.mode": "removed", "ssh.enable": false}], "alsoFails": ["Neither the root"]}
         ]
     }))
     .unwrap()
@@ -559,7 +341,7 @@ fn assertions_must_fail_exactly_where_a_constraint_says() {
         &mut p,
         "/assertions",
         json!([
-            "[paranoid:sudo-removed-no-root] ... Fix: x",
+            "[paranoid:admin-path] ... Fix: x",
             "Neither the root account nor any wheel user has ..."
         ]),
     );
@@ -581,7 +363,7 @@ fn assertions_must_fail_exactly_where_a_constraint_says() {
         ids(&check_assertions(
             &cat,
             &plain_knobs,
-            Some("sudo-removed-no-root"),
+            Some("admin-path-root-login-off"),
             &p
         )),
         BTreeSet::from([
