@@ -14,9 +14,17 @@ pub struct Origin {
     pub option: String,
     #[serde(default)]
     pub files: Vec<String>,
+    /// For a list value: the files that put each entry there.
+    #[serde(default, rename = "byEntry", skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_entry: BTreeMap<String, Vec<String>>,
 }
 
 impl Origin {
+    /// The files that defined `entry`, if the origin knows, else every file.
+    pub fn files_of(&self, entry: &str) -> &[String] {
+        self.by_entry.get(entry).map(Vec::as_slice).unwrap_or(&self.files)
+    }
+
     /// `services.openssh.extraConfig (in hosts/a.nix)`.
     pub fn describe(&self) -> String {
         if self.files.is_empty() {
@@ -50,6 +58,7 @@ impl Finding {
             Some(o) => Origin {
                 option: o.clone(),
                 files: self.files.clone(),
+                ..Default::default()
             },
             None => self.origin.clone(),
         }
@@ -221,6 +230,7 @@ impl Route {
         let o = Origin {
             option: self.option.clone(),
             files: self.files.clone(),
+            ..Default::default()
         };
         format!("{}: {}", o.describe(), self.text)
     }

@@ -14,7 +14,12 @@ let
   isExtra = k: hasPrefix "extra-" k;
   settingLine = k: {
     text = "${k} = ${render.nixValue settings.${k}}";
-    origin = { option = "nix.settings.${k}"; files = origin.settingFiles options [ "nix" "settings" ] k; };
+    origin = { option = "nix.settings.${k}"; files = origin.settingFiles options [ "nix" "settings" ] k; }
+      # For a list, which files put each entry there (so a fix names the one that added `@wheel`).
+      // lib.optionalAttrs (builtins.isList settings.${k}) {
+        byEntry = lib.genAttrs (map toString settings.${k}) (e:
+          origin.settingFilesWhere options [ "nix" "settings" ] k (v: builtins.isList v && elem e (map toString v)));
+      };
   };
   extraOptionsFiles = origin.files (origin.at options [ "nix" "extraOptions" ]);
   daemonEnv = (config.systemd.services.nix-daemon or { }).environment or { };

@@ -37,15 +37,18 @@ rec {
   filesWhere = opt: pred: if opt == null then [ ] else unique (map (d: pretty d.file) (filter (d: pred d.value) opt.definitionsWithLocations));
 
   # Files that set key `k` of a settings submodule option at `path`: the declared sub-option's
-  # winning definitions, or for a freeform key the raw definitions at the winning priority.
-  settingFiles =
-    options: path: k:
+  # winning definitions, or for a freeform key the raw definitions at the winning priority;
+  # `pred` narrows them by the value defined (e.g. a list holding one entry).
+  settingFilesWhere =
+    options: path: k: pred:
     let
       declared = at options (path ++ [ "valueMeta" "configuration" "options" k ]);
       parent = at options path;
       raw = if parent == null then [ ] else filter (d: builtins.isAttrs d.value && d.value ? ${k}) parent.definitionsWithLocations;
       best = lib.foldl' (m: d: lib.min m (priorityOf d.value.${k})) 1000000 raw;
+      content = v: if builtins.isAttrs v && v ? content then content v.content else v;
     in
-    if declared != null then files declared
-    else unique (map (d: pretty d.file) (filter (d: priorityOf d.value.${k} == best) raw));
+    if declared != null then filesWhere declared pred
+    else unique (map (d: pretty d.file) (filter (d: priorityOf d.value.${k} == best && pred (content d.value.${k})) raw));
+  settingFiles = options: path: k: settingFilesWhere options path k (_: true);
 }

@@ -107,11 +107,21 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
             .iter()
             .filter(|a| *a != "root")
             .collect();
-        let culprits: Vec<&NixLine> = n
+        let culprits: Vec<String> = n
             .trusted_users
             .lines
             .iter()
             .filter(|l| extra.iter().any(|e| l.text.contains(e.as_str())))
+            .map(|l| {
+                let mut files: Vec<&String> = extra.iter().flat_map(|e| l.origin.files_of(e)).collect();
+                files.sort();
+                files.dedup();
+                if files.is_empty() {
+                    l.origin.option.clone()
+                } else {
+                    format!("{} (in {})", l.origin.option, files.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "))
+                }
+            })
             .collect();
         out.push(
             v(
@@ -130,7 +140,7 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
                 p.fix("nix", "nix.enable", format!(
                     "remove {:?} from {} (keep only root; deploy as root)",
                     extra,
-                    culprits.iter().map(|l| l.origin.describe()).collect::<Vec<_>>().join(", ")
+                    culprits.join(", ")
                 )),
             )
             .applying(undo(&n.trusted_users.lines, "trusted-users", &["root".to_string()])),

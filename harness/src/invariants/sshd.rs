@@ -60,7 +60,10 @@ const KEYS: &[(&str, &str, &str, &str)] = &[
 ];
 
 /// `root@vpn:22, ops@public:22 and 3 more`.
-fn who(contexts: &[&SshdContext]) -> String {
+fn who(contexts: &[&SshdContext], all: usize) -> String {
+    if contexts.len() == all {
+        return "every connection".into();
+    }
     let ids: Vec<&str> = contexts.iter().map(|c| c.id.as_str()).collect();
     if ids.len() <= 4 {
         ids.join(", ")
@@ -74,7 +77,7 @@ fn offending<'a>(
     s: &'a Sshd,
     keyword: &str,
     bad: impl Fn(&str) -> bool,
-    only: impl Fn(&SshdContext) -> bool,
+    only: &impl Fn(&SshdContext) -> bool,
 ) -> BTreeMap<usize, Vec<&'a SshdContext>> {
     let mut by: BTreeMap<usize, Vec<&SshdContext>> = BTreeMap::new();
     for c in s.contexts.iter().filter(|c| only(c)) {
@@ -192,7 +195,8 @@ fn key(
     settings_key: &str,
     only: impl Fn(&SshdContext) -> bool,
 ) -> Vec<Violation> {
-    let by = offending(s, keyword, |v| !v.eq_ignore_ascii_case(want), only);
+    let by = offending(s, keyword, |v| !v.eq_ignore_ascii_case(want), &only);
+    let total = s.contexts.iter().filter(|c| only(c)).count();
     by.into_iter()
         .map(|(profile, ctxs)| {
             let val = &s.profiles[profile].values[keyword];
@@ -203,7 +207,7 @@ fn key(
                     "with {}, sshd runs with {settings_key} {} (want {want}) for {}: {}",
                     p.show("ssh.enable"),
                     val.value,
-                    who(&ctxs),
+                    who(&ctxs, total),
                     src.text
                 ),
                 p.fix("ssh", "ssh.enable", src.fix),
