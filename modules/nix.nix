@@ -8,7 +8,11 @@ let
     if cfg.allowedUsers == "root" then [ "root" ]
     else if cfg.allowedUsers == "wheel" then [ "@wheel" ]
     else cfg.allowedUsers;
-  extraTrusted = lib.subtractLists [ "root" ] config.nix.settings.trusted-users;
+  posture = import ../lib/posture { inherit lib; render = import ../lib/render.nix { inherit lib; }; };
+  # Whom the daemon will trust, as it reads nix.conf: trusted-users, extra-trusted-users,
+  # nix.extraOptions and the daemon's NIX_CONFIG all count.
+  effective = (posture.of { inherit config; }).nix;
+  extraTrusted = if effective == null then [ ] else lib.subtractLists [ "root" ] effective.trustedUsers.value;
   v4 = lib.filter (r: !(lib.hasInfix ":" r)) cfg.binaryCacheRanges;
   v6 = lib.filter (r: lib.hasInfix ":" r) cfg.binaryCacheRanges;
   nftSet = l: "{ ${lib.concatStringsSep ", " l} }";
@@ -68,10 +72,11 @@ in
         {
           assertion = extraTrusted == [ ];
           message = h.guard "nix-trusted-users" ''
-            paranoid.nix.enable restricts the Nix daemon to ${h.showList allowed}, but nix.settings.trusted-users
-            also contains ${h.showList extraTrusted}. Trusted users can import unsigned store paths and are
-            effectively root, which undoes the restriction.
-            Fix: remove them from nix.settings.trusted-users (deploy as root), or set paranoid.nix.enable = false.'';
+            paranoid.nix.enable restricts the Nix daemon to ${h.showList allowed}, but the daemon would also trust
+            ${h.showList extraTrusted} (${lib.concatMapStringsSep "; " (l: "`${l.text}` from ${l.origin.option}") effective.trustedUsers.lines}).
+            Trusted users can import unsigned store paths and are effectively root, which undoes the restriction.
+            Fix: remove them from nix.settings.trusted-users / extra-trusted-users / nix.extraOptions (deploy as root),
+            or set paranoid.nix.enable = false.'';
         }
       ];
       warnings = lib.optional (cfg.allowedUsers == "root") (h.guard "nix-root-only" ''

@@ -156,7 +156,8 @@ in
 
   sudo.wheelonly = {
     disks = "plain";
-    posture.imports = [ accounts { paranoid.sudo.mode = "wheel-only"; } ];
+    # The test drives this node from its console (no sshd): nobody must reach it from the network.
+    posture.imports = [ accounts { paranoid.sudo.mode = "wheel-only"; paranoid.adminPath.guard = false; } ];
   };
 
   sudo.removed = {
@@ -174,7 +175,7 @@ in
   # The control: NixOS's own sudo, so the test can tell execWheelOnly's refusal apart.
   sudo.upstream = {
     disks = "plain";
-    posture.imports = [ accounts { paranoid.sudo.mode = "upstream"; } ];
+    posture.imports = [ accounts { paranoid.sudo.mode = "upstream"; paranoid.adminPath.guard = false; } ];
   };
 
   logs.sender = {

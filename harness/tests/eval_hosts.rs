@@ -367,7 +367,7 @@ fn each_area_module_the_flake_exports_works_on_its_own() {
             amnesia = {{ paranoid.amnesia.enable = true; }};
             noexec = {{ paranoid.noexec.enable = true; }};
             audit = {{ paranoid.audit.enable = true; }};
-            logs = {{ paranoid.logs.remote = {{ enable = true; url = "https://logs.example:19532"; }}; }};
+            logs = {{ paranoid.logs.remote = {{ enable = true; url = "https://logs.example:19532"; serverKeyFile = "/run/keys/upload.key"; serverCertificateFile = "/run/keys/upload.crt"; }}; }};
             sudo = {{ paranoid.sudo.mode = "removed"; }};
             packages = {{ paranoid.packages.stripDefaults = true; }};
             antivirus = {{ paranoid.antivirus.mode = "running"; }};
