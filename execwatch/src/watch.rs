@@ -187,7 +187,8 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), Error> {
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                if failure.is_none() && !stopping {
+                // The reader also ends when told to stop; only an unexplained end is a failure.
+                if failure.is_none() && !stop.load(Ordering::Relaxed) {
                     failure = Some("the reader thread ended".into());
                 }
             }
