@@ -169,6 +169,8 @@ in
         CapabilityBoundingSet = [ "CAP_AUDIT_READ" "CAP_AUDIT_CONTROL" ];
         AmbientCapabilities = [ "CAP_AUDIT_READ" "CAP_AUDIT_CONTROL" ];
         PrivateUsers = false;
+        # Not PrivateNetwork: the kernel multicasts audit records in the initial network namespace only.
+        PrivateMounts = true;
         RestrictAddressFamilies = [ "AF_UNIX" "AF_NETLINK" ] ++ lib.optionals (cfg.webhook.url != null) [ "AF_INET" "AF_INET6" ];
       };
     };

@@ -274,8 +274,16 @@ pub struct User {
 impl User {
     pub fn create() -> User {
         let name = format!("pexw{}", random_hex(4));
-        let (ok, out) = run("useradd", &["-M", "-N", "-g", "nogroup", "-d", "/nonexistent", "-s", "/bin/sh", &name]);
-        assert!(ok, "useradd {name}: {out}");
+        // useradd fails (exit 10) while another program holds /etc/passwd's lock: wait for it.
+        let until = Instant::now() + Duration::from_secs(300);
+        loop {
+            let (ok, out) = run("useradd", &["-M", "-N", "-g", "nogroup", "-d", "/nonexistent", "-s", "/bin/sh", &name]);
+            if ok {
+                break;
+            }
+            assert!(out.contains("cannot lock") && Instant::now() < until, "useradd {name}: {out}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
         let uid = run("id", &["-u", &name]).1.trim().parse().unwrap();
         let gid = run("id", &["-g", &name]).1.trim().parse().unwrap();
         User { name, uid, gid }
@@ -313,7 +321,14 @@ impl User {
 
 impl Drop for User {
     fn drop(&mut self) {
-        let _ = run("userdel", &[&self.name]);
+        let until = Instant::now() + Duration::from_secs(300);
+        loop {
+            let (ok, out) = run("userdel", &[&self.name]);
+            if ok || !out.contains("cannot lock") || Instant::now() > until {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 }
 
