@@ -148,6 +148,7 @@ print(f"execs: {total} in {wall:.1f} s = {total / wall:.0f} execs/s (the flood, 
 print(f"watcher judged: {int(single)} alerted + {int(summ)} summarised = {int(single) + int(summ)} of {total}; loss alerts: {lost}")
 print(f"auditd logged {logged} SYSCALL records with the key")
 print(f"watcher CPU: {wcpu:.2f} s = {1000 * wcpu / total * 1000:.1f} ms per 1,000 execs; {total / wall:.0f} events/s sustained")
+print(f"watcher ceiling: {total / wcpu:.0f} events per CPU-second (one core fully busy)" if wcpu > 0 else "watcher used no measurable CPU")
 print(f"auditd  CPU: {acpu:.2f} s = {1000 * acpu / total * 1000:.1f} ms per 1,000 execs")
 print(f"ratio watcher/auditd CPU: {wcpu / acpu:.2f}" if acpu > 0 else "auditd used no measurable CPU")
 if int(single) + int(summ) != total or int(lost):
