@@ -36,7 +36,7 @@ pub fn watcher_binary() -> Option<PathBuf> {
 }
 
 /// The `watch` arguments of the unit's ExecStart, without the sinks (a webhook or command of
-/// the real host must not be called from here).
+/// the real host must not be called from here) and the status interval (the check's is 1 s).
 pub fn watch_args(exec_start: &str) -> Vec<String> {
     let toks: Vec<String> = exec_start
         .split_whitespace()
@@ -45,7 +45,9 @@ pub fn watch_args(exec_start: &str) -> Vec<String> {
     let mut out = vec![];
     let mut it = toks.into_iter().skip_while(|t| t != "watch").skip(1);
     while let Some(t) = it.next() {
-        if matches!(t.as_str(), "--webhook-url" | "--webhook-token-file" | "--command" | "--journal-socket") {
+        // Sinks (a real receiver must not be called from here) and the poll interval (the
+        // check sets its own) are left out.
+        if matches!(t.as_str(), "--webhook-url" | "--webhook-token-file" | "--command" | "--journal-socket" | "--status-interval") {
             it.next();
             continue;
         }
@@ -171,7 +173,7 @@ fn run_inner(
         cmd = cmd.args(["--allow", a]);
     }
     rec.adapt(format!(
-        "watcher run from this build ({}) with the unit's watch arguments {:?}, its sinks left out, plus --key {key} (our scoped rule), --status-interval 1, the journal on a scratch socket and Debian's /usr, /bin, /sbin, /lib, /lib64 allowed",
+        "watcher run from this build ({}) with the unit's watch arguments {:?}, its sinks and status interval left out, plus --key {key} (our scoped rule), --status-interval 1, the journal on a scratch socket and Debian's /usr, /bin, /sbin, /lib, /lib64 allowed",
         bin.display(),
         args
     ));
@@ -274,7 +276,7 @@ mod tests {
 
     #[test]
     fn the_units_watch_arguments_are_kept_and_its_sinks_dropped() {
-        let a = watch_args("/nix/store/x-paranoid-execwatch/bin/paranoid-execwatch watch --key exec --allow /run/wrappers --webhook-url https://h/x --webhook-token-file '%d/webhook-token' --command /nix/store/y-page");
+        let a = watch_args("/nix/store/x-paranoid-execwatch/bin/paranoid-execwatch watch --key exec --status-interval 5 --allow /run/wrappers --webhook-url https://h/x --webhook-token-file '%d/webhook-token' --command /nix/store/y-page");
         assert_eq!(a, vec!["--key", "exec", "--allow", "/run/wrappers"]);
     }
 }
