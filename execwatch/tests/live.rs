@@ -291,7 +291,7 @@ fn a_webhook_on_loopback_and_a_command_receive_the_alert_as_json() {
     std::fs::write(&cmd, format!("#!/bin/sh\ncat >> {}\n", out.display())).unwrap();
     std::fs::set_permissions(&cmd, std::fs::Permissions::from_mode(0o755)).unwrap();
     let url = format!("http://127.0.0.1:{port}/hook");
-    let mut w = Watcher::start(
+    let w = Watcher::start(
         s.dir.path(),
         &k,
         &[
