@@ -52,12 +52,18 @@
 
       checks.${system} = import ./checks { inherit self pkgs lib; };
 
-      packages.${system}.paranoid-harness = pkgs.rustPlatform.buildRustPackage {
-        pname = "paranoid-harness";
-        version = "0.1.0";
-        src = ./harness;
-        cargoLock.lockFile = ./harness/Cargo.lock;
-        doCheck = false;
+      packages.${system} = {
+        paranoid-harness = pkgs.rustPlatform.buildRustPackage {
+          pname = "paranoid-harness";
+          version = "0.1.0";
+          # The workspace (root harness/) has execwatch/ as a member beside it.
+          src = lib.fileset.toSource { root = ./.; fileset = lib.fileset.unions [ ./harness ./execwatch ]; };
+          cargoLock.lockFile = ./harness/Cargo.lock;
+          cargoRoot = "harness";
+          buildAndTestSubdir = "harness";
+          doCheck = false;
+        };
+        paranoid-execwatch = pkgs.callPackage ./execwatch/package.nix { };
       };
     };
 }

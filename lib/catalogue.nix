@@ -232,6 +232,15 @@ in
       module = { security.sudo.enable = true; };
     }
     {
+      id = "audit-watch-no-rules";
+      description = "the foreign-exec watcher with no execve rules to read";
+      when = [
+        { "audit.alertForeignExec.enable" = true; "audit.enable" = false; }
+        { "audit.alertForeignExec.enable" = true; "audit.execve" = false; }
+      ];
+      set = { "audit.alertForeignExec.enable" = true; };
+    }
+    {
       id = "service-undefined";
       description = "a sandbox for a service nothing defines";
       set = { };

@@ -16,6 +16,7 @@ let
   paranoid = baseline // {
     "vpn.sshOnlyOverVpn" = true;
     "audit.enable" = true;
+    "audit.alertForeignExec.enable" = true;
     "nix.disableChannels" = true;
     "users.immutable" = true;
   };

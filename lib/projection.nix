@@ -25,7 +25,7 @@ let
   # Units whose sandboxing the harness inspects: paranoid's services and the daemons it configures.
   interestingServices = config:
     lib.unique ((lib.attrNames (config.paranoid.services or { }))
-      ++ [ "sshd" "nix-daemon" "auditd" "audit-rules-nixos" "systemd-journal-upload" "tailscaled" "clamav-daemon" "clamav-freshclam" "clamdscan" ]);
+      ++ [ "sshd" "nix-daemon" "auditd" "audit-rules-nixos" "paranoid-execwatch" "systemd-journal-upload" "tailscaled" "clamav-daemon" "clamav-freshclam" "clamdscan" ]);
 
   userSummary = u: {
     inherit (u) isSystemUser isNormalUser group extraGroups uid;

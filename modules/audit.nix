@@ -9,6 +9,9 @@ let
   execRules = map (arch: "-a always,exit -F arch=${arch} -S execve -S execveat -k ${cfg.key}") [ "b64" "b32" ];
 in
 {
+  # The watcher that reads these records (paranoid.audit.alertForeignExec).
+  imports = [ ./audit-watch.nix ];
+
   options.paranoid.audit = {
     enable = mkOption {
       type = types.bool;

@@ -44,6 +44,8 @@ let
     "nftables"
     "nix"
     "openssh"
+    # Not upstream: paranoid's own watcher (execwatch/package.nix), so its unit renders offline.
+    "paranoid-execwatch"
     "perl"
     "rsync"
     "strace"

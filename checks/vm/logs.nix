@@ -1,6 +1,7 @@
 # vm-logs: paranoid.logs.remote (with paranoid.audit) on a sender ships its journal over mutual
 # TLS to a receiver running services.journald.remote; the receiver ends up holding the sender's
-# entries, audit records of program starts included.
+# entries, audit records of program starts included, and the alert paranoid-execwatch raises
+# when a user logged in over SSH runs a binary from outside /nix/store.
 #
 # nixpkgs builds systemd without GnuTLS, so systemd-journal-remote cannot terminate TLS itself
 # (upstream's nixos/tests/systemd-journal-upload.nix says so and does the same): it listens on
@@ -39,6 +40,7 @@ common.mkTest { name = "logs"; } {
   };
 
   testScript = ''
+    import json
     import re
     import subprocess
     import tempfile
@@ -92,5 +94,24 @@ common.mkTest { name = "logs"; } {
         sender.wait_until_succeeds("journalctl --no-pager -o cat | grep -Eq 'exe=\"?/root/paranoid-logs-probe'", timeout=60)
         out = receiver.wait_until_succeeds(f"{remote} -o cat | grep -E 'exe=\"?/root/paranoid-logs-probe'", timeout=120)
         assert re.search(r'key="?exec"?(\s|$)', out, re.M), f"the shipped record lacks the audit key:\n{out}"
+
+    with subtest("a foreign binary run over SSH raises an alert that reaches the receiver"):
+        sender.wait_for_unit("paranoid-execwatch.service")
+        receiver.succeed("install -m 600 ${common.keys.private} /root/id_ed25519")
+        receiver.succeed(
+            "ssh -F /dev/null -i /root/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes "
+            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null bob@sender "
+            + sh("cp $(readlink -f $(command -v true)) /tmp/paranoid-foreign && /tmp/paranoid-foreign vm-logs-marker")
+        )
+        # The watcher's own entry (the MESSAGE_ID of a foreign exec), shipped with the journal.
+        out = receiver.wait_until_succeeds(
+            f"{remote} -o json MESSAGE_ID=bd92ce3a861448b3bece766c0f9f2d0a | grep -F /tmp/paranoid-foreign", timeout=120
+        )
+        entry = json.loads(out.strip().splitlines()[-1])
+        assert entry["PRIORITY"] == "1", f"not at priority alert: {entry}"
+        assert entry["EXECWATCH_EXE"] == "/tmp/paranoid-foreign", entry
+        assert "vm-logs-marker" in json.loads(entry["EXECWATCH_ARGV"]), entry
+        # pam_loginuid set bob's login uid at the SSH login: the alert names who logged in.
+        assert entry["EXECWATCH_AUID"] == sender.succeed("id -u bob").strip(), entry
   '';
 }

@@ -180,8 +180,12 @@ in
 
   logs.sender = {
     disks = "plain";
-    posture = {
+    posture.imports = [ accounts {
       paranoid.audit.enable = true;
+      # The watcher's alerts travel with the journal; the test runs a foreign binary over SSH.
+      paranoid.audit.alertForeignExec.enable = true;
+      paranoid.ssh.enable = true;
+      services.openssh.enable = true;
       paranoid.logs.remote = {
         enable = true;
         url = "https://receiver";
@@ -190,6 +194,6 @@ in
         serverCertificateFile = "/run/paranoid-tls/client.cert.pem";
         trustedCertificateFile = "/run/paranoid-tls/ca.cert.pem";
       };
-    };
+    } ];
   };
 }

@@ -61,10 +61,10 @@ pub struct SandboxArgs {
     /// Exit 0 even when a check was skipped (a tool missing, not root...).
     #[arg(long)]
     pub allow_skips: bool,
-    /// Comma-separated checks to run: sshd,ssh-audit,nix-daemon,mounts,firewall,units (and auditd).
+    /// Comma-separated checks to run: sshd,ssh-audit,nix-daemon,mounts,firewall,units (and auditd, execwatch).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub checks: Option<Vec<String>>,
-    /// Also run the auditd check (loads a uid-scoped execve rule into the kernel for a moment).
+    /// Also run the auditd and execwatch checks (load a uid-scoped execve rule into the kernel for a moment).
     #[arg(long)]
     pub with_auditd: bool,
     /// Run checks even on configurations whose NixOS assertions fail (they would not build).
@@ -331,8 +331,12 @@ fn parse_checks(args: &SandboxArgs) -> Result<Vec<CheckId>> {
             })
             .collect::<Result<_>>()?,
     };
-    if args.with_auditd && !checks.contains(&CheckId::Auditd) {
-        checks.push(CheckId::Auditd);
+    if args.with_auditd {
+        for c in [CheckId::Auditd, CheckId::Execwatch] {
+            if !checks.contains(&c) {
+                checks.push(c);
+            }
+        }
     }
     if checks.is_empty() {
         return Err(Error::Usage("--checks is empty".into()));

@@ -55,3 +55,26 @@ fn the_auditd_check_is_off_unless_asked_for() {
         .iter()
         .all(|c| c["check"] != "auditd"));
 }
+
+#[test]
+fn the_foreign_exec_watcher_alerts_under_the_units_arguments_and_the_audit_state_is_restored() {
+    require_root();
+    let before = audit_state();
+    let (code, r) = sandbox_json(&["--host", "meeka", "--checks", "execwatch"]);
+    let c = check(&r, "execwatch");
+    if c["status"] == "skipped" {
+        panic!("the execwatch check could not run here: {}", c["summary"]);
+    }
+    assert_eq!(code, 0, "{r:#}");
+    let ev = evidence_text(c);
+    for needle in [
+        "[true] an alert at priority 1 names the executable",
+        "[true] removing the execve rule is an alert",
+        "[true] stopping the watcher is an alert",
+        "[true] the previous audit state is restored exactly",
+        "--allow /run/wrappers",
+    ] {
+        assert!(ev.contains(needle), "{needle}: {ev}");
+    }
+    assert_eq!(audit_state(), before, "audit state changed");
+}

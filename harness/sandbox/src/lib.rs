@@ -115,6 +115,7 @@ pub fn run(
         CheckId::Mounts,
         CheckId::Units,
         CheckId::Auditd,
+        CheckId::Execwatch,
     ] {
         if wants(c) {
             for (i, _) in perms.iter().enumerate() {
@@ -227,6 +228,7 @@ fn run_task(
         TaskKind::Single(CheckId::Firewall) => vec![checks::firewall::run(ctx, p)],
         TaskKind::Single(CheckId::Units) => vec![checks::units::run(ctx, p)],
         TaskKind::Single(CheckId::Auditd) => vec![checks::auditd::run(ctx, p)],
+        TaskKind::Single(CheckId::Execwatch) => vec![checks::execwatch::run(ctx, p)],
         TaskKind::Single(c @ (CheckId::Sshd | CheckId::SshAudit)) => {
             checks::ssh::run(ctx, shared, p, c == CheckId::Sshd, c == CheckId::SshAudit)
         }

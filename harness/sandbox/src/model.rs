@@ -15,10 +15,11 @@ pub enum CheckId {
     Firewall,
     Units,
     Auditd,
+    Execwatch,
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 7] = [
+    pub const ALL: [CheckId; 8] = [
         CheckId::Sshd,
         CheckId::SshAudit,
         CheckId::NixDaemon,
@@ -26,6 +27,7 @@ impl CheckId {
         CheckId::Firewall,
         CheckId::Units,
         CheckId::Auditd,
+        CheckId::Execwatch,
     ];
     /// Checks run unless `--checks` says otherwise (auditd is global to the kernel: opt-in).
     pub const DEFAULT: [CheckId; 6] = [
@@ -46,6 +48,7 @@ impl CheckId {
             CheckId::Firewall => "firewall",
             CheckId::Units => "units",
             CheckId::Auditd => "auditd",
+            CheckId::Execwatch => "execwatch",
         }
     }
 

@@ -109,3 +109,26 @@ pub fn on_sigint(handler: extern "C" fn(c_int)) {
         signal(SIGINT, handler as usize);
     }
 }
+
+/// The lock every process that changes the kernel's audit state holds meanwhile: the sandbox's
+/// audit checks and paranoid-execwatch's live tests, so parallel runs never collide.
+pub const AUDIT_LOCK: &str = "/run/lock/paranoid-audit.lock";
+
+/// Take `AUDIT_LOCK` exclusively, waiting at most `wait`; held while the file lives.
+pub fn audit_lock(wait: std::time::Duration) -> io::Result<File> {
+    std::fs::create_dir_all("/run/lock")?;
+    let f = File::options().create(true).truncate(false).write(true).open(AUDIT_LOCK)?;
+    let until = std::time::Instant::now() + wait;
+    loop {
+        if try_lock(&f)? {
+            return Ok(f);
+        }
+        if std::time::Instant::now() >= until {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{AUDIT_LOCK} is held by another process (an audit test or sandbox run)"),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

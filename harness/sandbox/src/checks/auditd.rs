@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const TOOLS: &[&str] = &["auditctl", "ausearch", "auditd"];
 
 /// (enabled, pid, rules) as auditctl reports them.
-fn state(ctx: &Ctx) -> Result<(u8, u32, String), String> {
+pub fn state(ctx: &Ctx) -> Result<(u8, u32, String), String> {
     let s = ctx
         .run(&ctx.tool("auditctl").arg("-s"), Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
@@ -113,8 +113,13 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
     ) {
         return r;
     }
-    // Audit state is global: one auditd check at a time in this run.
+    // Audit state is global: one auditd check at a time in this run, and across processes
+    // (other sandbox runs, paranoid-execwatch's live tests) the audit lock.
     let _global = ctx.global.lock().unwrap_or_else(|e| e.into_inner());
+    let _host = match crate::sys::audit_lock(Duration::from_secs(600)) {
+        Ok(f) => f,
+        Err(e) => return CheckResult::skipped(id, SkipKind::Environment, format!("cannot take the audit lock: {e}")),
+    };
     let before = match state(ctx) {
         Ok(s) => s,
         Err(e) => {

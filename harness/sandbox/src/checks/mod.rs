@@ -2,6 +2,7 @@
 //! prints anything.
 
 pub mod auditd;
+pub mod execwatch;
 pub mod firewall;
 pub mod mounts;
 pub mod nix_daemon;
