@@ -52,6 +52,9 @@ const HUMAN: &[(&str, &str, &str)] = &[
     ("sudo-extraconfig-nopasswd", "sudo.mode", "security.sudo.extraConfig"),
     ("sudo-defaults-not-authenticate", "sudo.mode", "security.sudo.extraConfig"),
     ("sudo-includedir", "sudo.judged", "security.sudo.extraConfig"),
+    // A NOPASSWD rule among the host's extraRules: which rule to change is the owner's call.
+    // (Not flagged on the offline surface today, whose /etc/sudoers lacks extraRules.)
+    ("sudo-extra-rule-nopasswd", "sudo.mode", "security.sudo.extraRules"),
     // A sudoers rule for someone outside wheel: remove it, or put the account in wheel.
     ("sudo-rule-for-non-wheel-user", "sudo.mode", "security.sudo-rs.extraRules"),
     // An audit rule a model cannot evaluate: narrow it or drop it.
@@ -179,11 +182,13 @@ fn every_suggested_fix_leaves_the_host_clean() {
     let before: Vec<Checked> = par_map(&targets, |t| check(&t.file));
     let mut problems = vec![];
     let mut used_human = BTreeSet::new();
+    let mut unflagged = BTreeSet::new();
     // (target index, the violations whose apply is tried together)
     let mut to_fix: Vec<(usize, Vec<Value>)> = vec![];
     for (i, (t, r)) in targets.iter().zip(&before).enumerate() {
         if r.code != Some(1) {
             problems.push(format!("{}: not flagged, so no fix to try: {}", t.name, r.summary()));
+            unflagged.insert(t.name.clone());
             continue;
         }
         let mut fixable = vec![];
@@ -212,7 +217,7 @@ fn every_suggested_fix_leaves_the_host_clean() {
         }
     }
     for (t, i, _) in HUMAN {
-        if !used_human.contains(&(t.to_string(), i.to_string())) {
+        if !used_human.contains(&(t.to_string(), i.to_string())) && !unflagged.contains(*t) {
             problems.push(format!("HUMAN lists {t} [{i}], but check gives no such apply-less violation: drop it"));
         }
     }
