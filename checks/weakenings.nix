@@ -453,7 +453,7 @@
     route = "networking.firewall.extraInputRules: a rule accepting a named set (@admin_ports) that could hold 22";
     source = "nft(8) named sets";
     observable = null;
-    why = "the set's contents are added at run time: nft sees an empty set, no program can say what it will hold";
+    why = "the set is declared and filled at run time, outside the configuration: no program can say whether it will hold 22";
     module = { networking.firewall.extraInputRules = "tcp dport @admin_ports accept"; };
   }
   {
@@ -545,7 +545,8 @@
     invariant = "sudo.mode";
     route = "security.sudo.execWheelOnly = lib.mkForce false: every user reaches sudo's setuid parser";
     source = "nixos/modules/security/sudo.nix execWheelOnly; CVE-2021-3156";
-    observable = "sudo";
+    observable = null;
+    why = "the setuid wrapper and its mode come from NixOS's wrapper activation: only the VM tier has /run/wrappers";
     module = { lib, ... }: { security.sudo.execWheelOnly = lib.mkForce false; };
   }
   {
@@ -554,7 +555,8 @@
     invariant = "sudo.mode";
     route = "security.sudo.enable = lib.mkForce true on a host whose profile removes sudo";
     source = "nixos/modules/security/sudo.nix enable";
-    observable = "sudo";
+    observable = null;
+    why = "the setuid wrapper and its mode come from NixOS's wrapper activation: only the VM tier has /run/wrappers";
     module = { lib, ... }: { security.sudo.enable = lib.mkForce true; };
   }
   {
@@ -563,7 +565,8 @@
     invariant = "sudo.mode";
     route = "security.doas.enable = true on a host whose profile removes every escalation tool";
     source = "nixos/modules/security/doas.nix";
-    observable = "sudo";
+    observable = null;
+    why = "the setuid wrapper and its mode come from NixOS's wrapper activation: only the VM tier has /run/wrappers";
     module = { lib, ... }: { security.doas.enable = lib.mkForce true; };
   }
   {
@@ -582,7 +585,8 @@
     invariant = "sudo.mode";
     route = "security.doas.enable = true beside a wheel-only sudo: doas's setuid binary is executable by every user (NixOS has no execWheelOnly for doas)";
     source = "nixos/modules/security/doas.nix (wrapper mode u+rx,g+x,o+x); CVE-2019-15900";
-    observable = "sudo";
+    observable = null;
+    why = "the setuid wrapper and its mode come from NixOS's wrapper activation: only the VM tier has /run/wrappers";
     finding = "doas has no execWheelOnly";
     module = { security.doas.enable = true; };
   }
@@ -748,7 +752,8 @@
     invariant = "amnesia.tmpfs-root";
     route = "fileSystems.\"/\" = lib.mkForce { … ext4 … } (a generated hardware-configuration.nix)";
     source = "nixos-generate-config output imported after paranoid";
-    observable = "mounts";
+    observable = null;
+    why = "the disk it names does not exist here: only the VM tier boots a root filesystem";
     module = { lib, ... }: { fileSystems."/" = lib.mkForce { device = "/dev/disk/by-label/root"; fsType = "ext4"; }; };
   }
   {
@@ -816,7 +821,8 @@
     invariant = "logs.upload";
     route = "services.journald.upload.enable = lib.mkForce false";
     source = "nixos/modules/system/boot/systemd/journald-upload.nix";
-    observable = "units";
+    observable = null;
+    why = "whether the journal leaves the machine needs a running journal and a receiver: only the VM tier (vm-logs) has both";
     module = { lib, ... }: { services.journald.upload.enable = lib.mkForce false; };
   }
   {
@@ -825,7 +831,8 @@
     invariant = "antivirus.mode";
     route = "services.clamav.updater.enable = lib.mkForce false while paranoid.antivirus.mode = \"running\": the signatures go stale";
     source = "nixos/modules/services/security/clamav.nix updater";
-    observable = "units";
+    observable = null;
+    why = "freshclam needs a running system and the signature mirrors: only the VM tier has them";
     setup = { paranoid.antivirus.mode = "running"; };
     module = { lib, ... }: { services.clamav.updater.enable = lib.mkForce false; };
   }
