@@ -105,6 +105,12 @@ pub struct Login {
     pub with_key: bool,
     #[serde(default, rename = "keyReasons")]
     pub key_reasons: Vec<String>,
+    /// The keywords behind `reasons` (`allowusers`, `permitrootlogin`…).
+    #[serde(default)]
+    pub blame: Vec<String>,
+    /// The keywords behind `key_reasons` (`pubkeyauthentication`, `authenticationmethods`).
+    #[serde(default, rename = "keyBlame")]
+    pub key_blame: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,6 +229,9 @@ pub struct Route {
     #[serde(default)]
     pub files: Vec<String>,
     pub text: String,
+    /// For a port-range route: the option's whole list of `{ from; to; }`.
+    #[serde(default)]
+    pub ranges: Option<Value>,
 }
 
 impl Route {
@@ -283,6 +292,17 @@ pub struct RootPath {
     pub line: usize,
     pub text: String,
     pub origin: Origin,
+    /// The `Defaults !authenticate` line that waives the password the rule would ask.
+    #[serde(default, rename = "passwordBy")]
+    pub password_by: Option<SudoersLine>,
+}
+
+/// One line of /etc/sudoers and the option that wrote it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SudoersLine {
+    pub line: usize,
+    pub text: String,
+    pub origin: Origin,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -335,6 +355,9 @@ pub struct Scenario {
 pub struct Audit {
     pub locked: bool,
     pub rules: Vec<AuditRule>,
+    /// The `-d`/`-D` lines (their rules are gone from `rules`).
+    #[serde(default)]
+    pub deletions: Vec<AuditRule>,
     pub scenarios: Vec<Scenario>,
     #[serde(rename = "execveAudited")]
     pub execve_audited: bool,
@@ -372,6 +395,9 @@ pub struct AdminPath {
     pub broken: Vec<Broken>,
     #[serde(rename = "vpnOnly")]
     pub vpn_only: bool,
+    /// The networks an administrator comes from (`vpn`, and `public` unless VPN-only).
+    #[serde(default)]
+    pub networks: Vec<String>,
 }
 
 /// An account as /etc/passwd, /etc/group and /etc/shadow will have it after a reboot.

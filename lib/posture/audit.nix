@@ -140,6 +140,8 @@ else
   enabledFlag = finalEnable;
   file = text;
   rules = map (r: { inherit (r) line text origin list action; }) (concatMap (l: lists.${l}) (lib.attrNames lists));
+  # The lines that delete rules (`-d`, `-D`): a rule they removed is in no list above.
+  deletions = map (c: { inherit (c) line text origin; }) (filter (c: elem c.op [ "-d" "-D" ]) commands);
   scenarios = results;
   execveAudited = all (r: r.syscallRecord && r.execveRecord) results;
   judged = !(any (r: r.uncertain) results);

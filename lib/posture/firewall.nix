@@ -29,12 +29,13 @@ let
       viaOpenssh = ossh.openFirewall && elem port ossh.ports;
       perIface = name: c:
         optional (elem port (c.allowedTCPPorts or [ ])) { option = "networking.firewall.interfaces.${name}.allowedTCPPorts"; files = filesWithPort [ "networking" "firewall" "interfaces" name "allowedTCPPorts" ] port; text = "${toString port}"; }
-        ++ optional (inRanges port (c.allowedTCPPortRanges or [ ])) { option = "networking.firewall.interfaces.${name}.allowedTCPPortRanges"; files = [ ]; text = "a range covering ${toString port}"; };
+        ++ optional (inRanges port (c.allowedTCPPortRanges or [ ])) { option = "networking.firewall.interfaces.${name}.allowedTCPPortRanges"; files = [ ]; text = "a range covering ${toString port}"; ranges = c.allowedTCPPortRanges; };
     in
     optional (elem port fw.allowedTCPPorts) (if viaOpenssh
       then { option = "services.openssh.openFirewall"; files = filesWithPort [ "services" "openssh" "openFirewall" ] port; text = "opens ${toString port} on every interface"; }
       else { option = "networking.firewall.allowedTCPPorts"; files = filter (f: f != opensshModule) globalFiles; text = "${toString port} on every interface"; })
-    ++ optional (inRanges port fw.allowedTCPPortRanges) { option = "networking.firewall.allowedTCPPortRanges"; files = [ ]; text = "a range covering ${toString port}, on every interface"; }
+    # Range routes carry the whole list, so a fix can split the range around the port.
+    ++ optional (inRanges port fw.allowedTCPPortRanges) { option = "networking.firewall.allowedTCPPortRanges"; files = [ ]; text = "a range covering ${toString port}, on every interface"; ranges = fw.allowedTCPPortRanges; }
     ++ perIface "default" ((fw.interfaces or { }).default or { })
     ++ lib.optionals (iface != null && iface != "default") (perIface iface ((fw.interfaces or { }).${iface} or { }))
     ++ optional (iface != null && elem iface (fw.trustedInterfaces or [ ])) { option = "networking.firewall.trustedInterfaces"; files = [ ]; text = "${iface} is trusted: every port is open on it"; };

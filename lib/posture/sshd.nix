@@ -352,10 +352,20 @@ let
       keyReasons =
         optional (val "pubkeyauthentication" != "yes") "PubkeyAuthentication ${val "pubkeyauthentication"}"
         ++ optional (!keyAlone) "AuthenticationMethods ${methods} needs more than a key";
+      # The keywords behind each refusal, so a fix can name the lines (and options) to change.
+      blame =
+        optional denyU "denyusers"
+        ++ optional (allowU != [ ] && !(any (userPatternMatches ctx) allowU)) "allowusers"
+        ++ optional denyG "denygroups"
+        ++ optional (allowG != [ ] && !(any (g: any (p: net.patternList { } p g == 1) allowG) ctx.groups)) "allowgroups"
+        ++ optional (ctx.user == "root" && elem rootMode [ "no" "forced-commands-only" ]) "permitrootlogin";
+      keyBlame =
+        optional (val "pubkeyauthentication" != "yes") "pubkeyauthentication"
+        ++ optional (!keyAlone) "authenticationmethods";
     in
     {
       allowed = reasons == [ ];
-      inherit reasons;
+      inherit reasons blame keyBlame;
       withKey = reasons == [ ] && keyReasons == [ ];
       keyReasons = keyReasons;
     };

@@ -118,17 +118,18 @@ let
     in
     { inherit entries userAliases; };
 
-  # Whether sudo asks `name` for a password under the Defaults in force (last setting wins).
+  # Whether sudo asks `name` for a password under the Defaults in force (last setting wins);
+  # `by` is the Defaults line that last set `authenticate`, so a finding can point at it.
   defaultsFor =
     parsed: name:
     lib.foldl' (acc: e:
       let
         applies = e.scope == null || (hasPrefix ":" e.scope && listAdmits parsed.userAliases (commaList (lib.removePrefix ":" e.scope)) name == true);
-        set = p: acc: if p == "!authenticate" then acc // { authenticate = false; } else if p == "authenticate" then acc // { authenticate = true; }
+        set = p: acc: if p == "!authenticate" then acc // { authenticate = false; by = e; } else if p == "authenticate" then acc // { authenticate = true; by = e; }
           else if elem p [ "rootpw" "targetpw" "runaspw" ] then acc // { whose = "root"; } else if elem p [ "!rootpw" "!targetpw" "!runaspw" ] then acc // { whose = "own"; } else acc;
       in
       if e.kind == "defaults" && applies then lib.foldl' (a: p: set (builtins.replaceStrings [ " " ] [ "" ] p) a) acc e.params else acc)
-      { authenticate = true; whose = "own"; } parsed.entries;
+      { authenticate = true; whose = "own"; by = null; } parsed.entries;
 
   # ---- doas.conf -------------------------------------------------------------------------------
 
@@ -174,10 +175,14 @@ let
       extraConfigLines = map trim (splitString "\n" (cfg.extraConfig or ""));
       wheelDefault = render.sudoersRuleLines { users = [ ]; groups = [ "wheel" ]; host = "ALL"; runAs = "ALL:ALL"; commands = [ { command = "ALL"; options = optional (!cfg.wheelNeedsPassword) "NOPASSWD" ++ cfg.defaultOptions or [ "SETENV" ]; } ]; };
       ruleLines = map trim (concatMap render.sudoersRuleLines (cfg.extraRules or [ ]));
+      # sudoers ignores blanks between tags and around separators (`NOPASSWD: SETENV: ALL` is
+      # `NOPASSWD:SETENV: ALL`), so a line is traced to its option modulo blanks.
+      squeeze = t: builtins.replaceStrings [ " " "\t" ] [ "" "" ] t;
+      among = t: ls: elem (squeeze t) (map squeeze ls);
       originOf = t:
-        if elem t extraConfigLines then { option = "${prefix}.extraConfig"; files = filesOf (splitString "." "${prefix}.extraConfig"); }
-        else if elem t (map trim wheelDefault) then { option = "${prefix}.wheelNeedsPassword"; files = filesOf (splitString "." "${prefix}.wheelNeedsPassword"); }
-        else if elem t ruleLines then { option = "${prefix}.extraRules"; files = filesOf (splitString "." "${prefix}.extraRules"); }
+        if among t extraConfigLines then { option = "${prefix}.extraConfig"; files = filesOf (splitString "." "${prefix}.extraConfig"); }
+        else if among t wheelDefault then { option = "${prefix}.wheelNeedsPassword"; files = filesOf (splitString "." "${prefix}.wheelNeedsPassword"); }
+        else if among t ruleLines then { option = "${prefix}.extraRules"; files = filesOf (splitString "." "${prefix}.extraRules"); }
         else if hasPrefix "root" t then { option = prefix; files = [ ]; }
         else { option = "${prefix}.configFile"; files = filesOf (splitString "." "${prefix}.configFile"); };
       rules = map (e: e // { origin = originOf e.text; }) (filter (e: e.kind == "rule") parsed.entries);
@@ -196,6 +201,8 @@ let
           account = name;
           password = if d.nopasswd || !dflt.authenticate then "none" else dflt.whose;
           inherit (d) line text origin;
+          # The `Defaults !authenticate` that waives the password, when the rule itself asks one.
+          passwordBy = if !d.nopasswd && !dflt.authenticate then { inherit (dflt.by) line text; origin = originOf dflt.by.text; } else null;
         };
     in
     {

@@ -34,6 +34,12 @@ fn close(route: &Route, port: u16, iface: &str, proj: &Proj) -> Vec<Apply> {
             .and_then(|i| i.get(name))
             .and_then(|i| i.get("allowedTCPPorts"));
         vec![force(o, minus(current, &json!(port)))]
+    } else if o.ends_with("allowedTCPPortRanges") {
+        route
+            .ranges
+            .as_ref()
+            .map(|r| vec![force(o, without_port(r, port))])
+            .unwrap_or_default()
     } else if o == "networking.firewall.trustedInterfaces" {
         vec![force(
             o,
@@ -46,6 +52,62 @@ fn close(route: &Route, port: u16, iface: &str, proj: &Proj) -> Vec<Apply> {
         vec![force(o, json!(true))]
     } else {
         vec![]
+    }
+}
+
+/// A list of `{ from; to; }` port ranges with `port` cut out of every range covering it.
+fn without_port(ranges: &Value, port: u16) -> Value {
+    let port = u64::from(port);
+    let mut out = vec![];
+    for r in ranges.as_array().into_iter().flatten() {
+        let (Some(from), Some(to)) = (r["from"].as_u64(), r["to"].as_u64()) else {
+            out.push(r.clone());
+            continue;
+        };
+        if port < from || port > to {
+            out.push(r.clone());
+            continue;
+        }
+        if from < port {
+            out.push(json!({ "from": from, "to": port - 1 }));
+        }
+        if port < to {
+            out.push(json!({ "from": port + 1, "to": to }));
+        }
+    }
+    Value::Array(out)
+}
+
+/// The definitions that make `ports` reachable over the VPN interface again, the way
+/// paranoid.vpn.trust opens it: the interface trusted, or the ports opened on it.
+pub(super) fn open_over_vpn(p: &Posture, proj: &Proj, vpn: &str, ports: &[u16]) -> (String, Vec<Apply>) {
+    let plus = |list: Option<&Value>, add: Vec<Value>| -> Value {
+        let mut a: Vec<Value> = list.and_then(Value::as_array).cloned().unwrap_or_default();
+        for x in add {
+            if !a.contains(&x) {
+                a.push(x);
+            }
+        }
+        Value::Array(a)
+    };
+    if p.text("vpn.trust") == "ssh" {
+        let option = format!("networking.firewall.interfaces.{vpn}.allowedTCPPorts");
+        let current = proj
+            .opt("networking.firewall.interfaces")
+            .and_then(|i| i.get(vpn))
+            .and_then(|i| i.get("allowedTCPPorts"));
+        (
+            format!("remove the definition that overrides {option} (paranoid.vpn.trust = \"ssh\" opens the SSH ports there)"),
+            vec![force(option, plus(current, ports.iter().map(|p| json!(p)).collect()))],
+        )
+    } else {
+        (
+            format!("remove the definition that overrides networking.firewall.trustedInterfaces (paranoid.vpn.trust = \"interface\" trusts {vpn})"),
+            vec![force(
+                "networking.firewall.trustedInterfaces",
+                plus(proj.opt("networking.firewall.trustedInterfaces"), vec![json!(vpn)]),
+            )],
+        )
     }
 }
 
@@ -156,15 +218,40 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
             .map(|t| t.port)
             .collect();
         if !missing.is_empty() {
-            out.push(v(
-                "vpn.interface-trusted",
-                format!(
-                    "with {} and {}, SSH port(s) {missing:?} cannot be reached over {vpn}: it is neither trusted (networking.firewall.trustedInterfaces) nor carries the port, or sshd does not listen there",
-                    p.show("vpn.interface"),
-                    p.show("vpn.trust"),
-                ),
-                p.fix("vpn", "vpn.sshOnlyOverVpn", format!("remove the definition that overrides networking.firewall.trustedInterfaces / networking.firewall.interfaces.{vpn}, or the ListenAddress that leaves {vpn} out")),
-            ));
+            // Where the firewall is what closes it, reopen it the way the knob does; a
+            // ListenAddress that leaves the VPN out is the owner's to move.
+            let closed: Vec<u16> = fw
+                .ssh
+                .iter()
+                .filter(|t| missing.contains(&t.port))
+                .filter(|t| t.interfaces.iter().any(|i| i.interface == vpn && i.listening && !i.open))
+                .map(|t| t.port)
+                .collect();
+            let (fix, apply) = if closed.len() == missing.len() {
+                open_over_vpn(p, proj, &vpn, &missing)
+            } else {
+                (
+                    format!("move services.openssh.listenAddresses (or the ListenAddress in services.openssh.extraConfig) so sshd listens on {vpn}'s address"),
+                    vec![],
+                )
+            };
+            out.push(
+                v(
+                    "vpn.interface-trusted",
+                    format!(
+                        "with {} and {}, SSH port(s) {missing:?} cannot be reached over {vpn}: {}",
+                        p.show("vpn.interface"),
+                        p.show("vpn.trust"),
+                        if closed.len() == missing.len() {
+                            "the firewall neither trusts the interface (networking.firewall.trustedInterfaces) nor opens the port on it"
+                        } else {
+                            "sshd does not listen on its address"
+                        }
+                    ),
+                    p.fix("vpn", "vpn.sshOnlyOverVpn", fix),
+                )
+                .applying(apply),
+            );
         }
     }
     out

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{force, v, Posture, Violation};
+use super::{force, v, Posture, Proj, Violation};
 use crate::effective::{Audit, Effective};
 
 fn rule(a: &Audit, line: usize) -> String {
@@ -18,7 +18,16 @@ fn rule(a: &Audit, line: usize) -> String {
     }
 }
 
-pub(super) fn check(p: &Posture, eff: &Effective) -> Vec<Violation> {
+/// The execve rules paranoid.audit adds (modules/audit.nix), for a fix that must put them back.
+fn paranoid_rules(p: &Posture) -> Vec<String> {
+    let key = p.get("audit.key").map(crate::plan::plain).unwrap_or_else(|| "exec".into());
+    ["b64", "b32"]
+        .iter()
+        .map(|arch| format!("-a always,exit -F arch={arch} -S execve -S execveat -k {key}"))
+        .collect()
+}
+
+pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation> {
     if !p.area_on("audit") {
         return vec![];
     }
@@ -73,36 +82,54 @@ pub(super) fn check(p: &Posture, eff: &Effective) -> Vec<Violation> {
                 format!(" ({reason})")
             ));
         }
-        // The rule lines a user added that suppress records; removing them (and keeping
-        // paranoid's) is the fix when they came from security.audit.rules.
-        let user_rules: Vec<String> = culprits
+        // The rule lines a user added that suppress records (never, exclude, task; and `-d`
+        // lines, whose victims are in no list any more); removing them, and putting back
+        // paranoid's execve rules where a definition replaced them, is the fix.
+        let from_option = |o: &crate::effective::Origin| o.option == "security.audit.rules";
+        let mut user_rules: Vec<(String, Vec<String>)> = culprits
             .iter()
             .filter_map(|l| a.rule(*l))
             .filter(|r| r.action.as_deref() == Some("never") || r.list.as_deref() == Some("exclude") || r.list.as_deref() == Some("task"))
-            .map(|r| r.text.clone())
+            .map(|r| (r.text.clone(), r.origin.files.clone()))
             .collect();
-        let fix = if user_rules.is_empty() {
+        user_rules.extend(a.deletions.iter().filter(|d| from_option(&d.origin)).map(|d| (d.text.clone(), d.origin.files.clone())));
+        let current: Vec<String> = proj
+            .opt("security.audit.rules")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(Value::as_str).map(|r| r.trim().to_string()).collect())
+            .unwrap_or_default();
+        let missing: Vec<String> = paranoid_rules(p).into_iter().filter(|r| !current.contains(r)).collect();
+        let files = |fs: &[String]| if fs.is_empty() { String::new() } else { format!(" (in {})", fs.join(", ")) };
+        let mut fixes = vec![];
+        if !user_rules.is_empty() {
+            fixes.push(format!(
+                "remove {} from security.audit.rules{}",
+                user_rules.iter().map(|(r, _)| format!("`{r}`")).collect::<Vec<_>>().join(", "),
+                files(&user_rules[0].1)
+            ));
+        }
+        if !missing.is_empty() {
+            fixes.push(format!(
+                "remove the definition that replaces security.audit.rules{} (paranoid's {} are gone: add rules with lib.mkAfter, never replace paranoid's)",
+                files(&a.rules.iter().chain(&a.deletions).find(|r| from_option(&r.origin)).map(|r| r.origin.files.clone()).unwrap_or_default()),
+                missing.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let fix = if fixes.is_empty() {
             "remove the definition that overrides security.audit.rules (add rules with lib.mkAfter, never replace paranoid's)".to_string()
         } else {
-            format!(
-                "remove {} from security.audit.rules{}",
-                user_rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", "),
-                a.rules
-                    .iter()
-                    .find(|r| user_rules.contains(&r.text))
-                    .map(|r| if r.origin.files.is_empty() { String::new() } else { format!(" (in {})", r.origin.files.join(", ")) })
-                    .unwrap_or_default()
-            )
+            fixes.join("; and ")
         };
-        let kept: Vec<Value> = a
-            .rules
-            .iter()
-            .filter(|r| r.origin.option == "security.audit.rules" && !user_rules.contains(&r.text))
-            .map(|r| json!(r.text))
-            .collect();
-        let apply = if user_rules.is_empty() {
+        let apply = if fixes.is_empty() {
             vec![]
         } else {
+            let kept = current
+                .iter()
+                .filter(|r| !user_rules.iter().any(|(u, _)| u.trim() == r.as_str()))
+                .cloned()
+                .chain(missing.iter().cloned())
+                .map(Value::String)
+                .collect();
             vec![force("security.audit.rules", Value::Array(kept))]
         };
         out.push(
@@ -137,7 +164,20 @@ pub(super) fn check(p: &Posture, eff: &Effective) -> Vec<Violation> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            "narrow the `never` rule with fields that can be judged (arch, uid, auid, exe, dir, path, success), or remove it",
+            {
+                let origins: std::collections::BTreeSet<String> = a
+                    .scenarios
+                    .iter()
+                    .filter(|s| s.uncertain)
+                    .filter_map(|s| s.decided_by)
+                    .filter_map(|l| a.rule(l))
+                    .map(|r| r.origin.describe())
+                    .collect();
+                format!(
+                    "narrow the `never` rule with fields that can be judged (arch, uid, auid, exe, dir, path, success), or remove it from {}",
+                    origins.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            },
         ));
     }
     if a.locked != p.flag("audit.immutable") {

@@ -331,9 +331,9 @@ pub fn check_posture(p: &Posture, projection: &Value) -> Vec<Violation> {
     out.extend(noexec::check_noexec(p, &proj));
     out.extend(nix::check(p, &proj, &eff));
     out.extend(access::check(p, &proj, &eff));
-    out.extend(audit::check(p, &eff));
+    out.extend(audit::check(p, &proj, &eff));
     out.extend(sudo::check(p, &eff));
-    out.extend(admin::check(p, &eff));
+    out.extend(admin::check(p, &proj, &eff));
     out.extend(rest::check_rest(p, &proj));
     out
 }

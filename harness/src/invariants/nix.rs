@@ -187,8 +187,36 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
             }
         }
         let subs = &n.substituters.value;
-        if subs.iter().any(|s| s.contains("cache.nixos.org")) {
-            out.push(v(
+        let cache = |s: &str| s.contains("cache.nixos.org");
+        if subs.iter().any(|s| cache(s)) {
+            // The settings lines that name the cache, each written again without it; a line of
+            // nix.extraOptions or NIX_CONFIG is free text for the owner to edit.
+            let culprits: Vec<&NixLine> = n
+                .substituters
+                .lines
+                .iter()
+                .filter(|l| l.text.split_whitespace().skip(2).any(cache))
+                .collect();
+            let apply: Vec<Apply> = culprits
+                .iter()
+                .filter(|l| l.origin.option.starts_with("nix.settings."))
+                .map(|l| {
+                    let kept: Vec<Value> = l
+                        .text
+                        .split_whitespace()
+                        .skip(2)
+                        .filter(|s| !cache(s))
+                        .map(|s| json!(s))
+                        .collect();
+                    let extra = l.origin.option.starts_with("nix.settings.extra-");
+                    force(
+                        l.origin.option.clone(),
+                        if kept.is_empty() && extra { Value::Null } else { Value::Array(kept) },
+                    )
+                })
+                .collect();
+            let options: Vec<String> = culprits.iter().map(|l| l.origin.describe()).collect();
+            let violation = v(
                 "nix.cache-block",
                 format!(
                     "with {}, the daemon still substitutes from cache.nixos.org: {}",
@@ -198,9 +226,10 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
                 p.fix(
                     "nix",
                     "nix.enable",
-                    "remove cache.nixos.org from nix.settings.substituters (and extra-substituters)",
+                    format!("remove cache.nixos.org from {}", if options.is_empty() { "nix.settings.substituters".to_string() } else { options.join(" and ") }),
                 ),
-            ));
+            );
+            out.push(if apply.len() == culprits.len() { violation.applying(apply) } else { violation });
         }
     }
     out

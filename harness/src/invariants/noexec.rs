@@ -3,8 +3,32 @@
 
 use serde_json::{json, Value};
 
-use super::{set_knob, v, Posture, Proj, Violation};
-use crate::mounts::Table;
+use super::{force, set_knob, v, Apply, Posture, Proj, Violation};
+use crate::mounts::{Mount, Table};
+
+/// The option that declares a mount's options (`fileSystems."/x".options`, or the special
+/// filesystems' own), if a definition can set it.
+fn options_option(m: &Mount) -> Option<String> {
+    match m.origin.as_str() {
+        "fileSystems" => Some(format!("fileSystems.\"{}\".options", m.mount_point)),
+        "special" => Some(format!("boot.specialFileSystems.\"{}\".options", m.mount_point)),
+        _ => None,
+    }
+}
+
+/// The mount's options as a definition writes them (NixOS adds `x-initrd.mount` itself),
+/// edited by `f`, forced: what the options are once the overriding definition is gone.
+fn rewrite(m: &Mount, f: impl Fn(Vec<String>) -> Vec<String>) -> Vec<Apply> {
+    let own: Vec<String> = m.options.iter().filter(|o| *o != "x-initrd.mount").cloned().collect();
+    let mut options = f(own);
+    if options.is_empty() {
+        // A filesystem's options may not be empty: `defaults` is what none means.
+        options.push("defaults".into());
+    }
+    options_option(m)
+        .map(|o| vec![force(o, json!(options))])
+        .unwrap_or_default()
+}
 
 const STORE_MOUNTS: &[&str] = &["/nix", "/nix/store"];
 
@@ -13,11 +37,26 @@ pub(super) fn check_noexec(p: &Posture, proj: &Proj) -> Vec<Violation> {
     let mut out = vec![];
     // Always: the store stays executable.
     match table.flags_at("/nix/store") {
-        Some((f, m)) if f.noexec => out.push(v(
-            "noexec.store-exec",
-            format!("/nix/store lies on {} which is noexec: nothing on the system could run", table.explain(m)),
-            "put /nix on its own filesystem without noexec, or add its mount point to paranoid.noexec.exceptions",
-        )),
+        Some((f, m)) if f.noexec => {
+            // On the store's own filesystem, the noexec option is the fault; on `/`, the store
+            // needs a filesystem of its own, which only the owner can give it.
+            let own = STORE_MOUNTS.contains(&m.mount_point.as_str());
+            out.push(
+                v(
+                    "noexec.store-exec",
+                    format!("/nix/store lies on {} which is noexec: nothing on the system could run", table.explain(m)),
+                    match options_option(m).filter(|_| own) {
+                        Some(o) => format!("remove noexec from {o}"),
+                        None => "put /nix on its own filesystem without noexec, or add its mount point to paranoid.noexec.exceptions".to_string(),
+                    },
+                )
+                .applying(if own {
+                    rewrite(m, |o| o.into_iter().filter(|x| x != "noexec").collect())
+                } else {
+                    vec![]
+                }),
+            )
+        }
         _ => {}
     }
     if !p.area_on("noexec") {
@@ -48,18 +87,27 @@ pub(super) fn check_noexec(p: &Posture, proj: &Proj) -> Vec<Violation> {
         }
         let f = table.flags(m);
         if !f.hardened() {
-            out.push(v(
-                "noexec.mounts",
-                format!("with {}, {} lacks {}", p.show("noexec.enable"), table.explain(m), f.missing().join(",")),
-                p.fix(
-                    "noexec",
-                    "noexec.enable",
-                    format!(
-                        "drop the override of fileSystems.\"{}\".options (lib.mkForce or an `exec`/`defaults` after noexec), or list \"{}\" in paranoid.noexec.exceptions if it must stay executable",
-                        m.mount_point, m.mount_point
+            let missing = f.missing();
+            out.push(
+                v(
+                    "noexec.mounts",
+                    format!("with {}, {} lacks {}", p.show("noexec.enable"), table.explain(m), missing.join(",")),
+                    p.fix(
+                        "noexec",
+                        "noexec.enable",
+                        format!(
+                            "drop the override of {} (lib.mkForce or an `exec`/`defaults` after noexec), or list \"{}\" in paranoid.noexec.exceptions if it must stay executable",
+                            options_option(m).unwrap_or_else(|| format!("the options of {}", m.mount_point)),
+                            m.mount_point
+                        ),
                     ),
-                ),
-            ));
+                )
+                // The flags paranoid appends, last again (mount(8) applies options left to right).
+                .applying(rewrite(m, |mut o| {
+                    o.extend(missing.iter().map(|x| x.to_string()));
+                    o
+                })),
+            );
         }
     }
     // Persisted directories and files: the path and its storage both noexec.

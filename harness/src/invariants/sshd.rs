@@ -112,12 +112,31 @@ fn without_line(extra: &str, keyword: &str, value: &str) -> Option<String> {
     Some(kept.join("\n"))
 }
 
-fn source(s: &Sshd, proj: &Proj, line: Option<usize>, settings_key: &str, want: &str) -> Source {
+/// `want` as services.openssh.settings types `key`: upstream declares a few keys as booleans.
+pub(super) fn settings_value(key: &str, want: &str) -> Value {
+    const BOOLS: &[&str] = &[
+        "PasswordAuthentication",
+        "KbdInteractiveAuthentication",
+        "X11Forwarding",
+        "UseDns",
+        "StrictModes",
+        "PrintMotd",
+    ];
+    if BOOLS.contains(&key) {
+        json!(want.eq_ignore_ascii_case("yes"))
+    } else {
+        json!(want)
+    }
+}
+
+/// `want_value`: what the settings key paranoid sets should be forced back to (a definition of
+/// that very key is then replaced by paranoid's value; any other line is removed).
+fn source(s: &Sshd, proj: &Proj, line: Option<usize>, settings_key: &str, want: &str, want_value: Option<Value>) -> Source {
     let Some(n) = line else {
         return Source {
             text: "sshd_config has no such line, so sshd's compiled-in default applies".into(),
             fix: format!("set services.openssh.settings.{settings_key} = \"{want}\" (paranoid.ssh sets it; look for a definition setting it to null)"),
-            apply: vec![force(format!("services.openssh.settings.{settings_key}"), json!(want))],
+            apply: vec![force(format!("services.openssh.settings.{settings_key}"), settings_value(settings_key, want))],
         };
     };
     let Some(l) = s.line(n) else {
@@ -146,12 +165,20 @@ fn source(s: &Sshd, proj: &Proj, line: Option<usize>, settings_key: &str, want: 
         l.value,
         l.origin.describe()
     );
-    let (fix, apply) = fix_for(&l.origin, &l.keyword, &l.value, proj);
+    let own_key = l.origin.option == format!("services.openssh.settings.{settings_key}");
+    let (fix, apply) = fix_for(&l.origin, &l.keyword, &l.value, proj, want_value.filter(|_| own_key));
     Source { text, fix, apply }
 }
 
-/// How to remove a line that came from `origin`.
-fn fix_for(origin: &Origin, keyword: &str, value: &str, proj: &Proj) -> (String, Vec<super::Apply>) {
+/// How to remove a line that came from `origin`: from extraConfig, the line itself; from a
+/// settings key, its definition (forced to `want` where paranoid sets that key, else to null).
+pub(super) fn fix_for(
+    origin: &Origin,
+    keyword: &str,
+    value: &str,
+    proj: &Proj,
+    want: Option<Value>,
+) -> (String, Vec<super::Apply>) {
     let files = if origin.files.is_empty() {
         String::new()
     } else {
@@ -175,7 +202,7 @@ fn fix_for(origin: &Origin, keyword: &str, value: &str, proj: &Proj) -> (String,
                 "remove the definition of {}{files} (paranoid.ssh sets the hardened value)",
                 origin.option
             ),
-            vec![force(origin.option.clone(), Value::Null)],
+            vec![force(origin.option.clone(), want.unwrap_or(Value::Null))],
         )
     } else {
         (
@@ -200,7 +227,7 @@ fn key(
     by.into_iter()
         .map(|(profile, ctxs)| {
             let val = &s.profiles[profile].values[keyword];
-            let src = source(s, proj, val.line, settings_key, want);
+            let src = source(s, proj, val.line, settings_key, want, Some(settings_value(settings_key, want)));
             v(
                 id,
                 format!(
@@ -311,6 +338,7 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
             val.line,
             "AuthorizedKeysFile",
             "/etc/ssh/authorized_keys.d/%u",
+            None,
         );
         let (fix, apply) = match val.line.and_then(|n| s.line(n)) {
             Some(l) if l.origin.option == "services.openssh.authorizedKeysInHomedir" => (

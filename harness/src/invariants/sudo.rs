@@ -36,7 +36,12 @@ pub(super) fn check(p: &Posture, eff: &Effective) -> Vec<Violation> {
             out.push(v(
                 "sudo.judged",
                 format!("{name}: line {} `{}` ({}): {}", f.line.unwrap_or(0), f.text.trim(), f.origin.describe(), f.reason),
-                format!("express the rule with {}.extraRules so it can be judged", f.origin.option.rsplit_once('.').map(|x| x.0).unwrap_or(&f.origin.option)),
+                format!(
+                    "remove `{}` from {} and express what it should allow with {}.extraRules, so it can be judged",
+                    f.text.trim(),
+                    f.origin.describe(),
+                    f.origin.option.rsplit_once('.').map(|x| x.0).unwrap_or(&f.origin.option)
+                ),
             ));
         }
     }
@@ -78,6 +83,22 @@ pub(super) fn check(p: &Posture, eff: &Effective) -> Vec<Violation> {
                         ),
                         p.fix("sudo", "sudo.mode", format!("remove that rule from {}", path.origin.describe())),
                     ));
+                } else if let (Some(by), "none") = (&path.password_by, path.password.as_str()) {
+                    // The rule asks a password; a Defaults line waives it.
+                    out.push(v(
+                        "sudo.mode",
+                        format!(
+                            "with {}, {} becomes root via {} without a password: {} asks one, but `{}` (line {} of /etc/sudoers, from {}) waives it",
+                            p.show("sudo.mode"),
+                            path.account,
+                            path.tool,
+                            describe(path),
+                            by.text,
+                            by.line,
+                            by.origin.describe()
+                        ),
+                        p.fix("sudo", "sudo.mode", format!("remove `{}` from {}", by.text, by.origin.describe())),
+                    ));
                 } else if path.password == "none" {
                     out.push(
                         v(
@@ -93,15 +114,26 @@ pub(super) fn check(p: &Posture, eff: &Effective) -> Vec<Violation> {
                                 format!("remove the definition of {} = false{}", path.origin.option,
                                     if path.origin.files.is_empty() { String::new() } else { format!(" (in {})", path.origin.files.join(", ")) })
                             } else {
-                                format!("drop NOPASSWD (or `!authenticate`) from the rule in {}", path.origin.describe())
+                                format!("drop NOPASSWD from the rule in {}", path.origin.describe())
                             }),
                         )
                         .applying(undo(path)),
                     );
                 }
             }
-            for (name, t) in s.tools.iter().filter(|(n, t)| t.enabled && n.as_str() != "doas") {
-                if !t.exec_wheel_only {
+            for (name, t) in s.tools.iter().filter(|(_, t)| t.enabled) {
+                if name == "doas" {
+                    // NixOS installs doas setuid for everyone (no execWheelOnly exists for it):
+                    // the wheel-only promise that nobody else reaches a setuid parser fails.
+                    out.push(
+                        v(
+                            "sudo.mode",
+                            format!("with {}, security.doas.enable = true: NixOS installs doas setuid and executable by every user (doas has no execWheelOnly), so every user reaches its parser", p.show("sudo.mode")),
+                            p.fix("sudo", "sudo.mode", "remove the definition of security.doas.enable = true (sudo with execWheelOnly serves wheel)"),
+                        )
+                        .applying(vec![force("security.doas.enable", json!(false))]),
+                    );
+                } else if !t.exec_wheel_only {
                     out.push(
                         v(
                             "sudo.mode",

@@ -436,3 +436,18 @@ fn check_posture_expects_the_profile_where_the_host_is_off() {
     );
     assert!(!Posture::for_check(&cat, &host, "baseline").area_on("users"));
 }
+
+/// NixOS has no execWheelOnly for doas: its setuid binary is executable by every user, which a
+/// wheel-only host promises nobody outside wheel gets (catalogue entry doas-beside-sudo-wheel-only).
+#[test]
+fn doas_on_a_wheel_only_host_is_flagged_because_everyone_can_execute_it() {
+    let mut p = good();
+    let mut pos = posture();
+    pos.knobs.insert("sudo.mode".into(), json!("wheel-only"));
+    assert!(check_posture(&pos, &p).is_empty(), "wheel-only alone is clean here");
+    set(&mut p, "/effective/sudo/tools/doas", json!({"enabled": true, "execWheelOnly": false, "unjudged": []}));
+    let v = check_posture(&pos, &p);
+    assert_eq!(ids(&v), BTreeSet::from(["sudo.mode".to_string()]), "{v:#?}");
+    assert!(v[0].message.contains("security.doas.enable = true"), "{}", v[0].message);
+    assert_eq!(v[0].apply, vec![force("security.doas.enable", json!(false))]);
+}
