@@ -11,18 +11,22 @@
     # impermanence's inputs are only for its own tests; nothing here needs them.
     impermanence.inputs.nixpkgs.follows = "nixpkgs";
     impermanence.inputs.home-manager.follows = "";
+    # Disk layouts as data (paranoid.lib.disko) and the installer's partitioning. Its nixpkgs is
+    # only for its packages and tests; the layouts need its lib alone.
+    disko.url = "github:nix-community/disko";
+    disko.inputs.nixpkgs.follows = "nixpkgs";
   };
 
-  outputs = { self, nixpkgs, nixpkgs-lib, impermanence }:
+  outputs = { self, nixpkgs, nixpkgs-lib, impermanence, disko }:
     let
       lib = nixpkgs-lib.lib;
       system = "x86_64-linux";
-      paranoidLib = import ./lib { inherit lib; impermanence = impermanence.outPath; };
+      paranoidLib = import ./lib { inherit lib; impermanence = impermanence.outPath; disko = disko.outPath; };
       inherit (paranoidLib) impermanenceModule;
 
       area = name: ./modules + "/${name}.nix";
       # One module per area (profiles set knobs of every area, so they come with `all`/`paranoid`).
-      areas = [ "firewall" "vpn" "ssh" "services" "nix" "noexec" "audit" "logs" "sudo" "packages" "antivirus" "users" ];
+      areas = [ "firewall" "vpn" "ssh" "services" "nix" "noexec" "audit" "logs" "sudo" "packages" "antivirus" "users" "management" ];
 
       # Only forced by users with full nixpkgs: nixosConfigurations, checks, packages.
       nixosHost = name: nixpkgs.lib.nixosSystem {

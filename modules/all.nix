@@ -15,5 +15,6 @@
     ./packages.nix
     ./antivirus.nix
     ./users.nix
+    ./management.nix
   ];
 }
