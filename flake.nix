@@ -29,8 +29,8 @@
       areas = [ "firewall" "vpn" "ssh" "services" "nix" "noexec" "audit" "logs" "sudo" "packages" "antivirus" "users" "management" ];
 
       # Only forced by users with full nixpkgs: nixosConfigurations, checks, packages.
-      nixosHost = name: nixpkgs.lib.nixosSystem {
-        modules = [ self.nixosModules.all (./examples + "/${name}") (./examples + "/${name}/hardware.nix") ];
+      nixosHost = name: extra: nixpkgs.lib.nixosSystem {
+        modules = [ self.nixosModules.all (./examples + "/${name}") (./examples + "/${name}/hardware.nix") ] ++ extra;
       };
       pkgs = nixpkgs.legacyPackages.${system};
     in
@@ -52,16 +52,33 @@
         amnesia = { imports = [ (area "amnesia") (area "ssh") impermanenceModule ]; };
       };
 
-      nixosConfigurations = lib.genAttrs [ "meeka" "bastion" ] nixosHost;
+      nixosConfigurations = {
+        meeka = nixosHost "meeka" [ ];
+        bastion = nixosHost "bastion" [ ];
+        # Installed from a blank disk (its layout is examples/managed/disk.nix), then push-deployed.
+        managed = nixosHost "managed" [ disko.nixosModules.disko ];
+        # The unattended installer image for `managed` (installer/): boots, checks the disk is
+        # blank (or named with paranoid.install.wipe=<device>), partitions, installs, powers off.
+        installer = nixpkgs.lib.nixosSystem {
+          modules = [
+            self.nixosModules.all
+            ./installer/iso.nix
+            { nixpkgs.hostPlatform = system; paranoid.installer.system = self.nixosConfigurations.managed; }
+          ];
+        };
+      };
 
       checks.${system} = import ./checks { inherit self pkgs lib; };
 
-      packages.${system}.paranoid-harness = pkgs.rustPlatform.buildRustPackage {
-        pname = "paranoid-harness";
-        version = "0.1.0";
-        src = ./harness;
-        cargoLock.lockFile = ./harness/Cargo.lock;
-        doCheck = false;
+      packages.${system} = {
+        installer-iso = self.nixosConfigurations.installer.config.system.build.isoImage;
+        paranoid-harness = pkgs.rustPlatform.buildRustPackage {
+          pname = "paranoid-harness";
+          version = "0.1.0";
+          src = ./harness;
+          cargoLock.lockFile = ./harness/Cargo.lock;
+          doCheck = false;
+        };
       };
     };
 }

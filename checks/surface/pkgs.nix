@@ -43,6 +43,8 @@ let
     "nano"
     "nftables"
     "nix"
+    "nixos-enter"
+    "nixos-install"
     "openssh"
     "perl"
     "rsync"

@@ -1,8 +1,9 @@
 # The NixOS tools (nixos/modules/installer/tools/tools.nix): system.disableInstallerTools and
-# one system.tools.<name>.enable per tool, whose default follows Nix being enabled. Upstream puts
-# each enabled tool's package in environment.systemPackages; the surface's stand-in pkgs has no
-# such packages, so only the switches are declared.
-{ config, lib, ... }:
+# one system.tools.<name>.enable per tool, whose default follows Nix being enabled, and
+# system.build.nixos-install (defined whether or not the tool is enabled, for installers).
+# Upstream puts each enabled tool's package in environment.systemPackages; the surface leaves
+# that out, so only the switches are declared.
+{ config, lib, pkgs, ... }:
 let
   inherit (lib) mkOption types;
   tools = [ "nixos-build-vms" "nixos-enter" "nixos-generate-config" "nixos-install" "nixos-option" "nixos-rebuild" "nixos-version" ];
@@ -25,4 +26,6 @@ in
       };
     });
   };
+
+  config.system.build.nixos-install = pkgs.nixos-install;
 }
