@@ -224,6 +224,23 @@ in
       module = { security.sudo.enable = true; };
     }
     {
+      id = "management-no-key";
+      description = "central management with no deployer key";
+      set = { "management.enable" = true; };
+      module = { paranoid.management.keys = mkForce [ ]; };
+    }
+    {
+      id = "management-root-login";
+      description = "deploying as root while sshd refuses root's key";
+      when = [
+        { "management.enable" = true; "ssh.enable" = true; "ssh.permitRootLogin" = "no"; }
+        { "management.enable" = true; "ssh.enable" = true; "ssh.permitRootLogin" = "forced-commands-only"; }
+      ];
+      set = { "management.enable" = true; "ssh.enable" = true; "ssh.permitRootLogin" = "no"; };
+      # The same host without sudo has no way in at all.
+      alsoFails = [ "[paranoid:sudo-removed-no-root]" ];
+    }
+    {
       id = "service-undefined";
       description = "a sandbox for a service nothing defines";
       set = { };
