@@ -28,6 +28,7 @@ let
     "users.immutable" = { kind = "switch"; off = false; };
     "services.${instanceName}.sandbox" = { kind = "switch"; off = "none"; };
     "services.${instanceName}.dedicatedUser" = { kind = "switch"; off = false; };
+    "management.enable" = { kind = "switch"; off = false; };
     "ssh.allowSFTP" = { kind = "knob"; };
     "nix.allowedUsers" = { kind = "knob"; };
     "nix.disableChannels" = { kind = "knob"; };

@@ -70,13 +70,18 @@ let
   checkDevice = device:
     if lib.isString device && lib.hasPrefix "/dev/" device then device
     else throw ''paranoid.lib.disko: device = ${builtins.toJSON device}; expected a block device path such as "/dev/vda" or "/dev/disk/by-id/…".'';
+
+  # Bad arguments fail when the layout is imported, not deep inside disko later.
+  layout = { device, firmware, bootSize, swapSize }: partitions:
+    builtins.seq (checkDevice device) (builtins.seq (bootPartitions { inherit firmware bootSize; }) {
+      disk.main = disk device (bootPartitions { inherit firmware bootSize; } // swapPartition swapSize // partitions);
+    });
 in
 {
   amnesiac =
     { device, bootSize ? "512M", swapSize ? null, rootSize ? "2G", firmware ? "uefi" }:
     {
-      disko.devices = {
-        disk.main = disk (checkDevice device) (bootPartitions { inherit firmware bootSize; } // swapPartition swapSize // nixPartition);
+      disko.devices = layout { inherit device firmware bootSize swapSize; } nixPartition // {
         # The same tmpfs paranoid.amnesia declares (keep rootSize equal to paranoid.amnesia.rootSize;
         # both end up in the mount options and the last size= wins). disko mounts it at /mnt
         # while installing, so /mnt/nix and /mnt/boot have a root to live on.
@@ -90,7 +95,7 @@ in
   classic =
     { device, bootSize ? "512M", swapSize ? null, rootSize ? "8G", firmware ? "uefi" }:
     {
-      disko.devices.disk.main = disk (checkDevice device) (bootPartitions { inherit firmware bootSize; } // swapPartition swapSize // {
+      disko.devices = layout { inherit device firmware bootSize swapSize; } ({
         root = {
           size = rootSize;
           content = { type = "filesystem"; format = "ext4"; mountpoint = "/"; };
@@ -101,5 +106,5 @@ in
   # disko's own pure conversion (its default.nix `config`, the `_config` of its device tree):
   # the NixOS definitions (fileSystems, swapDevices, boot.loader.grub.devices, …) disko's
   # module makes from a layout. Needs only nixpkgs' lib.
-  nixosConfig = layout: (import (needDisko "nixosConfig") { inherit lib; }).config layout;
+  nixosConfig = diskoConfig: (import (needDisko "nixosConfig") { inherit lib; }).config diskoConfig;
 }
