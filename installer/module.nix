@@ -11,7 +11,8 @@ let
   inherit (lib) mkOption types mkIf mkDefault;
   cfg = config.paranoid.installer;
   target = cfg.system.config;
-  disks = lib.catAttrs "device" (lib.attrValues target.disko.devices.disk);
+  # (A target without disko's module has no disko option at all: the guard below says so.)
+  disks = lib.catAttrs "device" (lib.attrValues (target.disko.devices.disk or { }));
   toplevel = target.system.build.toplevel;
   partition = "${target.system.build.destroyFormatMount}/bin/disko-destroy-format-mount";
   interlock = ./interlock.sh;
