@@ -11,22 +11,26 @@
     # impermanence's inputs are only for its own tests; nothing here needs them.
     impermanence.inputs.nixpkgs.follows = "nixpkgs";
     impermanence.inputs.home-manager.follows = "";
+    # Disk layouts as data (paranoid.lib.disko) and the installer's partitioning. Its nixpkgs is
+    # only for its packages and tests; the layouts need its lib alone.
+    disko.url = "github:nix-community/disko";
+    disko.inputs.nixpkgs.follows = "nixpkgs";
   };
 
-  outputs = { self, nixpkgs, nixpkgs-lib, impermanence }:
+  outputs = { self, nixpkgs, nixpkgs-lib, impermanence, disko }:
     let
       lib = nixpkgs-lib.lib;
       system = "x86_64-linux";
-      paranoidLib = import ./lib { inherit lib; impermanence = impermanence.outPath; };
+      paranoidLib = import ./lib { inherit lib; impermanence = impermanence.outPath; disko = disko.outPath; };
       inherit (paranoidLib) impermanenceModule;
 
       area = name: ./modules + "/${name}.nix";
       # One module per area (profiles set knobs of every area, so they come with `all`/`paranoid`).
-      areas = [ "firewall" "vpn" "ssh" "services" "nix" "noexec" "audit" "logs" "sudo" "packages" "antivirus" "users" ];
+      areas = [ "firewall" "vpn" "ssh" "services" "nix" "noexec" "audit" "logs" "sudo" "packages" "antivirus" "users" "management" ];
 
       # Only forced by users with full nixpkgs: nixosConfigurations, checks, packages.
-      nixosHost = name: nixpkgs.lib.nixosSystem {
-        modules = [ self.nixosModules.all (./examples + "/${name}") (./examples + "/${name}/hardware.nix") ];
+      nixosHost = name: extra: nixpkgs.lib.nixosSystem {
+        modules = [ self.nixosModules.all (./examples + "/${name}") (./examples + "/${name}/hardware.nix") ] ++ extra;
       };
       pkgs = nixpkgs.legacyPackages.${system};
     in
@@ -48,11 +52,26 @@
         amnesia = { imports = [ (area "amnesia") (area "ssh") impermanenceModule ]; };
       };
 
-      nixosConfigurations = lib.genAttrs [ "meeka" "bastion" ] nixosHost;
+      nixosConfigurations = {
+        meeka = nixosHost "meeka" [ ];
+        bastion = nixosHost "bastion" [ ];
+        # Installed from a blank disk (its layout is examples/managed/disk.nix), then push-deployed.
+        managed = nixosHost "managed" [ disko.nixosModules.disko ];
+        # The unattended installer image for `managed` (installer/): boots, checks the disk is
+        # blank (or named with paranoid.install.wipe=<device>), partitions, installs, powers off.
+        installer = nixpkgs.lib.nixosSystem {
+          modules = [
+            self.nixosModules.all
+            ./installer/iso.nix
+            { nixpkgs.hostPlatform = system; paranoid.installer.system = self.nixosConfigurations.managed; }
+          ];
+        };
+      };
 
       checks.${system} = import ./checks { inherit self pkgs lib; };
 
       packages.${system} = {
+        installer-iso = self.nixosConfigurations.installer.config.system.build.isoImage;
         paranoid-harness = pkgs.rustPlatform.buildRustPackage {
           pname = "paranoid-harness";
           version = "0.1.0";

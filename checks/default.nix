@@ -22,4 +22,5 @@ in
   vm-logs = vm "logs";
   vm-meeka = vm "meeka";
   vm-bastion = vm "bastion";
+  vm-install = vm "install";
 }

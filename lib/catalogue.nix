@@ -30,6 +30,9 @@ let
     "users.immutable" = { kind = "switch"; off = false; };
     "services.${instanceName}.sandbox" = { kind = "switch"; off = "none"; };
     "services.${instanceName}.dedicatedUser" = { kind = "switch"; off = false; };
+    # An install-time switch: the exhaustive plan leaves it off (2^17 rows would double CI);
+    # pairwise, one-at-a-time, the profiles and its constraint rows cover it.
+    "management.enable" = { kind = "switch"; off = false; exhaustive = false; };
     "ssh.allowSFTP" = { kind = "knob"; };
     "nix.allowedUsers" = { kind = "knob"; };
     "nix.disableChannels" = { kind = "knob"; };
@@ -72,7 +75,8 @@ let
       default = if opt ? default && default.success then default.value else null;
       description = opt.description or "";
       profiles = lib.mapAttrs (_: p: p.${name} or null) profiles.profiles;
-    } // lib.optionalAttrs (class ? off) { inherit (class) off; };
+    } // lib.optionalAttrs (class ? off) { inherit (class) off; }
+      // lib.optionalAttrs (class ? exhaustive) { inherit (class) exhaustive; };
 
   knobs = lib.filter (k: k.type != "other") (map describe (leaves [ ] (removeAttrs options.paranoid [ "_module" ])));
 
@@ -239,6 +243,23 @@ in
         { "audit.alertForeignExec.enable" = true; "audit.execve" = false; }
       ];
       set = { "audit.alertForeignExec.enable" = true; };
+    }
+    {
+      id = "management-no-key";
+      description = "central management with no deployer key";
+      set = { "management.enable" = true; };
+      module = { paranoid.management.keys = mkForce [ ]; };
+    }
+    {
+      id = "management-root-login";
+      description = "deploying as root while sshd refuses root's key";
+      when = [
+        { "management.enable" = true; "ssh.enable" = true; "ssh.permitRootLogin" = "no"; }
+        { "management.enable" = true; "ssh.enable" = true; "ssh.permitRootLogin" = "forced-commands-only"; }
+      ];
+      set = { "management.enable" = true; "ssh.enable" = true; "ssh.permitRootLogin" = "no"; };
+      # The same host without sudo has no way in at all.
+      alsoFails = [ "[paranoid:admin-path]" ];
     }
     {
       id = "service-undefined";

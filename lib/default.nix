@@ -1,8 +1,9 @@
 # paranoid's library: profiles, systemd presets, SSH crypto sets, renderers, the offline
 # surface evaluator, the projection and the knob catalogue. Needs only nixpkgs' lib.
 # `impermanence` is the impermanence source tree (a flake input); without it the surface
-# evaluates paranoid without impermanence's module.
-{ lib, impermanence ? null }:
+# evaluates paranoid without impermanence's module. `disko` likewise (disk layouts): without it
+# the surface has no `disko.devices`.
+{ lib, impermanence ? null, disko ? null }:
 let
   render = import ./render.nix { inherit lib; };
   posture = import ./posture { inherit lib render; };
@@ -10,7 +11,8 @@ let
   profiles = import ./profiles.nix;
   fixtures = import ./fixtures.nix { inherit lib; };
 
-  surfaceModules = import ../checks/surface;
+  surfaceModules = import ../checks/surface ++ lib.optional (disko != null) (import ../checks/surface/disko.nix { inherit disko; });
+  diskoLayouts = import ./disko.nix { inherit lib disko; };
   stubPkgs = import ../checks/surface/pkgs.nix { inherit lib; };
   impermanenceModule = { key = "paranoid#impermanence"; imports = lib.optional (impermanence != null) "${impermanence}/nixos.nix"; };
 
@@ -44,6 +46,8 @@ let
 in
 {
   inherit render posture profiles fixtures catalogue hosts docs evalSurface surfaceModules stubPkgs impermanenceModule paranoidModules;
+  # Disk layouts: amnesiac, classic (disko configurations), nixosConfig (disko's conversion).
+  disko = diskoLayouts;
   inherit (projection) project sanitize;
   systemdPresets = import ./systemd-presets.nix;
   sshCrypto = import ./ssh-crypto.nix;

@@ -42,6 +42,8 @@ in
     paranoid = {
       paranoid.vpn.interface = "wg0";
       paranoid.services.demo = { };
+      # The deployer's key, for rows that turn paranoid.management on.
+      paranoid.management.keys = [ key ];
       paranoid.logs.remote = {
         url = "https://logs.example.internal:19532";
         serverKeyFile = "/run/keys/journal-upload.key";

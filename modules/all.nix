@@ -16,5 +16,6 @@
     ./antivirus.nix
     ./users.nix
     ./admin-path.nix
+    ./management.nix
   ];
 }

@@ -87,6 +87,14 @@ in
     programs.nano.enable = mkOption { type = types.bool; default = true; description = "Whether to install nano (the default editor)."; };
     programs.command-not-found.enable = mkOption { type = types.bool; default = false; description = "Whether to suggest packages for unknown commands."; };
 
+    # system/activation/top-level.nix: the build products (toplevel, scripts) modules add.
+    system.build = mkOption {
+      type = types.lazyAttrsOf types.unspecified;
+      internal = true;
+      default = { };
+      description = "Attribute set of derivations used to set up the system.";
+    };
+
     system.activationScripts = mkOption {
       type = types.attrsOf (types.either types.str activationEntry);
       default = { };

@@ -8,6 +8,7 @@
   ./openssh.nix
   ./nix.nix
   ./filesystems.nix
+  ./boot.nix
   ./systemd.nix
   ./firewall.nix
   ./vpn.nix
@@ -15,5 +16,6 @@
   ./sudo.nix
   ./journald.nix
   ./clamav.nix
+  ./tools.nix
   ./renames.nix
 ]

@@ -1,5 +1,6 @@
 # Mounts: fileSystems and boot.specialFileSystems (nixos/modules/tasks/filesystems.nix),
-# /tmp (system/boot/tmp.nix), systemd mount units and the systemd initrd's mounts.
+# /tmp (system/boot/tmp.nix), swapDevices (config/swap.nix), systemd mount units and the
+# systemd initrd's mounts.
 { config, lib, pkgs, utils, ... }:
 let
   inherit (lib) mkOption types mkIf mkDefault;
@@ -55,6 +56,33 @@ let
     };
   };
 
+  # config/swap.nix: a device (or swap file) and how it is activated.
+  swapOpts = { config, options, ... }: {
+    options = {
+      device = mkOption { type = types.str; example = "/dev/sda3"; description = "Path of the device or swap file."; };
+      label = mkOption { type = types.str; example = "swap"; description = "Label of the device; can be used instead of device."; };
+      size = mkOption { type = types.nullOr types.int; default = null; description = "Size in MiB of a swap file to create at device."; };
+      priority = mkOption { type = types.nullOr types.int; default = null; description = "Priority of the swap device (0-32767); null lets the kernel choose."; };
+      randomEncryption = mkOption {
+        type = types.coercedTo types.bool (enable: { inherit enable; }) (types.submodule {
+          options = {
+            enable = mkOption { type = types.bool; default = false; description = "Encrypt the swap device with a random key at every boot."; };
+            cipher = mkOption { type = types.str; default = "aes-xts-plain64"; description = "Cipher for randomEncryption."; };
+            keySize = mkOption { type = types.nullOr types.int; default = null; description = "Key size for randomEncryption."; };
+            sectorSize = mkOption { type = types.nullOr types.int; default = null; description = "Sector size for randomEncryption."; };
+            source = mkOption { type = types.str; default = "/dev/urandom"; description = "Source of the random key."; };
+            allowDiscards = mkOption { type = types.bool; default = false; description = "Pass TRIM requests through the encryption."; };
+          };
+        });
+        default = false;
+        description = "Encrypt the swap device with a random key (nothing in it survives a reboot).";
+      };
+      discardPolicy = mkOption { type = types.nullOr (types.enum [ "once" "pages" "both" ]); default = null; description = "Discard policy of the swap device (swapon(8))."; };
+      options = mkOption { type = types.listOf types.nonEmptyStr; default = [ "defaults" ]; description = "Options used to activate the swap."; };
+    };
+    config.device = mkIf options.label.isDefined "/dev/disk/by-label/${config.label}";
+  };
+
   enabledFileSystems = lib.filter (fs: fs.enable) (lib.attrValues config.fileSystems);
 in
 {
@@ -63,6 +91,11 @@ in
       type = types.attrsOf (types.submodule [ coreFileSystemOpts fileSystemOpts ]);
       default = { };
       description = "The file systems to be mounted.";
+    };
+    swapDevices = mkOption {
+      type = types.listOf (types.submodule swapOpts);
+      default = [ ];
+      description = "The swap devices and swap files.";
     };
     boot.specialFileSystems = mkOption {
       type = types.attrsOf (types.submodule coreFileSystemOpts);

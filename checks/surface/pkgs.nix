@@ -43,6 +43,8 @@ let
     "nano"
     "nftables"
     "nix"
+    "nixos-enter"
+    "nixos-install"
     "openssh"
     # Not upstream: paranoid's own watcher (execwatch/package.nix), so its unit renders offline.
     "paranoid-execwatch"

@@ -18,6 +18,7 @@ let
     options = {
       ips = mkOption { type = types.listOf types.str; default = [ ]; description = "Addresses of the interface."; };
       privateKeyFile = mkOption { type = types.nullOr types.str; default = null; description = "File with the private key."; };
+      generatePrivateKeyFile = mkOption { type = types.bool; default = false; description = "Generate a private key with `wg genkey` at privateKeyFile if it does not exist."; };
       listenPort = mkOption { type = types.nullOr types.int; default = null; description = "UDP port to listen on."; };
       peers = mkOption { type = types.listOf peerOpts; default = [ ]; description = "Peers."; };
     };

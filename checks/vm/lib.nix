@@ -1,6 +1,8 @@
 # Shared pieces of paranoid's VM tests. Needs full nixpkgs (pkgs.testers.runNixOSTest); only
 # ever forced by `nix build .#checks.<system>.vm-*`, `nix flake check` or `paranoid-harness vm`.
-{ self, pkgs, lib }:
+# `evalSystem` replaces NixOS's eval-config for the systems vm-install installs (offline.nix
+# passes the surface's).
+{ self, pkgs, lib, evalSystem ? null }:
 let
   # nixpkgs' own throwaway test key pair, so no private key lives in this repository.
   snakeoil = import "${pkgs.path}/nixos/tests/ssh-keys.nix" pkgs;
@@ -20,6 +22,22 @@ rec {
   };
 
   postures = import ./postures.nix { inherit lib; sshPublicKey = keys.public; };
+
+  # A system to install onto a virtual disk (vm-install): every paranoid knob, disko's module,
+  # the given modules (a layout among them), and what lets the VM boot it and the test driver in
+  # (virtio drivers, the backdoor shell on hvc0).
+  installable = modules:
+    if evalSystem != null then evalSystem modules
+    else import "${pkgs.path}/nixos/lib/eval-config.nix" {
+      inherit (pkgs.stdenv.hostPlatform) system;
+      modules = [
+        self.nixosModules.all
+        self.inputs.disko.nixosModules.disko
+        ({ modulesPath, ... }: {
+          imports = [ (modulesPath + "/profiles/qemu-guest.nix") (modulesPath + "/testing/test-instrumentation.nix") ];
+        })
+      ] ++ modules;
+    };
 
   # One VM test. Every node imports all of paranoid (nixosModules.all, impermanence included).
   # The driver writes a JUnit report to $out/junit.xml (relative to its -o $out), which

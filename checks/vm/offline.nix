@@ -16,7 +16,21 @@ let
     minica = stub "minica";
     sshpass = stub "sshpass";
   };
-  common = import ./lib.nix { inherit self pkgs lib; };
+  # vm-install's target system, on the surface: its configuration, with stand-ins for the two
+  # build products the installer references (the system closure and disko's script).
+  evalSystem = modules:
+    let config = (paranoid.evalSurface { inherit modules; }).config; in
+    {
+      config = config // {
+        system = config.system // {
+          build = config.system.build // {
+            toplevel = stub "nixos-system-${config.networking.hostName}";
+            destroyFormatMount = stub "disko-destroy-format-mount";
+          };
+        };
+      };
+    };
+  common = import ./lib.nix { inherit self pkgs lib evalSystem; };
   inherit (common) postures;
 
   # The offline counterpart of lib.nix's `disks`: the same layouts, without the VM's 9p shares.
@@ -58,6 +72,14 @@ let
     logs = { nodes = { sender = posture postures.logs.sender; receiver = bare; }; };
     meeka = { nodes = { meeka = [ paranoid.hosts.meeka ]; }; };
     bastion = { nodes = { bastion = [ paranoid.hosts.bastion ]; }; };
+    # The installer node as the VM test builds it (its target's own assertions are among the
+    # installer's, see installer/module.nix); the target node only boots that disk.
+    install = {
+      nodes = {
+        installer = [ disks.plain ../../installer/module.nix { paranoid.installer.system = common.installable [ postures.install.target.posture ]; } ];
+        target = bare;
+      };
+    };
   };
 
   render = area: spec:

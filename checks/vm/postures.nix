@@ -7,8 +7,11 @@
 #   plain   / on the VM's disk, the store as qemu-vm sets it up;
 #   amnesic / from paranoid.amnesia (tmpfs), /nix on the VM's disk (meeka's layout);
 #   bastion / on the VM's disk, /nix a filesystem of its own (bastion's layout).
+# (install.target is no node: it is the system vm-install's installer puts on a disk, with its
+# own disko layout.)
 { lib, sshPublicKey }:
 let
+  layouts = import ../../lib/disko.nix { inherit lib; };
   # Accounts shared by the nodes. Passwords are test-only and only ever typed into the VM.
   accounts = {
     users.users.root.openssh.authorizedKeys.keys = [ sshPublicKey ];
@@ -176,6 +179,30 @@ in
   sudo.upstream = {
     disks = "plain";
     posture.imports = [ accounts { paranoid.sudo.mode = "upstream"; paranoid.adminPath.guard = false; } ];
+  };
+
+  # vm-install: what the installer puts on the blank disk. The amnesiac layout (BIOS, so the
+  # VM boots it with GRUB), amnesia and noexec, and the deploy path as the only way in: the
+  # account `deploy`, the test key, a sudo rule, closures signed by the (test) deployer key.
+  # The only account with a key is the deploy account, so the test logs in as the deployer would.
+  install.target = {
+    posture.imports = [
+      (layouts.amnesiac { device = "/dev/vda"; firmware = "bios"; rootSize = "512M"; })
+      {
+        networking.hostName = "installed";
+        system.stateVersion = "26.05";
+        paranoid.amnesia = { enable = true; rootSize = "512M"; };
+        paranoid.noexec.enable = true;
+        paranoid.ssh.enable = true;
+        paranoid.users.immutable = true;
+        paranoid.management = {
+          enable = true;
+          user = "deploy";
+          keys = [ sshPublicKey ];
+          trustedPublicKeys = [ "paranoid-vm-test-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" ];
+        };
+      }
+    ];
   };
 
   logs.sender = {

@@ -44,6 +44,17 @@ pub struct Knob {
     pub description: String,
     #[serde(default, rename = "typeDescription")]
     pub type_description: String,
+    /// Whether the exhaustive plan enumerates it (a switch of its own can opt out).
+    #[serde(default = "enumerated", skip_serializing_if = "is_enumerated")]
+    pub exhaustive: bool,
+}
+
+fn enumerated() -> bool {
+    true
+}
+
+fn is_enumerated(e: &bool) -> bool {
+    *e
 }
 
 impl Knob {

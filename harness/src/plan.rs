@@ -231,7 +231,7 @@ pub fn pairwise_params(cat: &Catalogue, pins: &BTreeMap<String, Value>) -> Vec<P
 }
 
 fn is_exhaustive_knob(k: &Knob) -> bool {
-    k.ty == "bool" && matches!(k.kind, Kind::Switch | Kind::Knob)
+    k.ty == "bool" && matches!(k.kind, Kind::Switch | Kind::Knob) && k.exhaustive
 }
 
 /// The value a knob takes where a row does not decide it: a switch's off value, otherwise

@@ -372,6 +372,7 @@ fn each_area_module_the_flake_exports_works_on_its_own() {
             packages = {{ paranoid.packages.stripDefaults = true; }};
             antivirus = {{ paranoid.antivirus.mode = "running"; }};
             users = {{ paranoid.users.immutable = true; }};
+            management = {{ paranoid.management = {{ enable = true; keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMatrixFixtureKeyDoNotUseAnywhere0000000 admin@deployer" ]; }}; }};
           }};
           failed = area:
             let e = flake.lib.evalSurface {{
