@@ -22,7 +22,7 @@
 
       area = name: ./modules + "/${name}.nix";
       # One module per area (profiles set knobs of every area, so they come with `all`/`paranoid`).
-      areas = [ "firewall" "vpn" "ssh" "services" "nix" "noexec" "audit" "logs" "sudo" "packages" "antivirus" "users" ];
+      areas = [ "firewall" "vpn" "ssh" "services" "nix" "noexec" "audit" "logs" "sudo" "packages" "antivirus" "users" "rollback" ];
 
       # Only forced by users with full nixpkgs: nixosConfigurations, checks, packages.
       nixosHost = name: nixpkgs.lib.nixosSystem {

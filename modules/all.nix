@@ -16,5 +16,7 @@
     ./antivirus.nix
     ./users.nix
     ./admin-path.nix
+    ./break-glass.nix
+    ./rollback.nix
   ];
 }

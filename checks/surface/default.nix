@@ -16,4 +16,8 @@
   ./journald.nix
   ./clamav.nix
   ./renames.nix
+  ./specialisation.nix
+  ./switch.nix
+  ./pam.nix
+  ./getty.nix
 ]

@@ -44,6 +44,7 @@ let
     "nftables"
     "nix"
     "openssh"
+    "pam"
     "perl"
     "rsync"
     "strace"

@@ -372,6 +372,7 @@ fn each_area_module_the_flake_exports_works_on_its_own() {
             packages = {{ paranoid.packages.stripDefaults = true; }};
             antivirus = {{ paranoid.antivirus.mode = "running"; }};
             users = {{ paranoid.users.immutable = true; }};
+            rollback = {{ paranoid.rollback.enable = true; }};
           }};
           failed = area:
             let e = flake.lib.evalSurface {{
