@@ -90,6 +90,12 @@ cmd_arm() {
   if armed && [ "$(readlink "$state/new")" = "$prev" ]; then
     prev=$(readlink "$state/previous")
   fi
+  if [ ! -x "$prev/bin/switch-to-configuration" ]; then
+    # Only a boot reaches such a system (the break-glass entry): no switch may lead back to it.
+    log notice "not arming: $prev has no switch-to-configuration (a break-glass entry?); this switch is not protected"
+    disarm
+    return 0
+  fi
   ln -sfn "$prev" "$state/previous"
   ln -sfn "$new" "$state/new"
   date +%s >"$state/armed-at"

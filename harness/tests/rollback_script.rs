@@ -282,6 +282,25 @@ fn re_activating_the_running_generation_does_not_arm() {
 }
 
 #[test]
+fn a_system_that_cannot_be_switched_to_is_never_the_rollback_target() {
+    // Booted into the break-glass entry (no switch-to-configuration), then switched away.
+    let h = Host::new();
+    let entry = h.dir.path().join("break-glass");
+    std::fs::create_dir_all(&entry).unwrap();
+    std::fs::remove_file(h.current()).unwrap();
+    symlink(&entry, h.current()).unwrap();
+    let out = h
+        .cmd(&h.gen(2).join("bin/switch-to-configuration"))
+        .arg("switch")
+        .assert()
+        .success();
+    expect_stderr(&out, "has no switch-to-configuration");
+    assert_eq!(h.running(), h.gen(2));
+    assert!(!h.armed());
+    assert!(h.calls_of("systemd-run").is_empty());
+}
+
+#[test]
 fn an_admins_new_ssh_login_confirms_and_nobody_elses_does() {
     let h = Host::new();
     h.rebuild(2, "switch");
