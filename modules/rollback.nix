@@ -39,8 +39,9 @@ in
         the system profile back at the generation that ran before (the one an admin could reach
         last) and run its `switch-to-configuration switch`. Confirm with `paranoid-confirm` (as
         root), or, with `confirmOnLogin`, by opening a new SSH session as an admin. Never armed
-        at boot (a reboot boots the profile's generation as usual), and the re-activation never
-        arms another rollback. State lives in /run: a reboot forgets a pending rollback, which
+        at boot (a reboot boots the profile's generation as usual), nor towards a system that
+        cannot be switched to (the break-glass entry), and the re-activation never arms another
+        rollback. State lives in /run: a reboot forgets a pending rollback, which
         suits amnesia. With audit rules locked (paranoid.audit.immutable) a rollback restores
         everything but the rules, which stay as booted until the next reboot, like any switch.
         Breaks: a switch nobody confirms is undone; deploy tools must confirm (run
