@@ -67,7 +67,9 @@ pub fn entries(projection: &Value) -> Vec<(&str, &Value)> {
 pub fn asked(main: &Value, name: &str) -> BTreeSet<&'static str> {
     let knobs = Proj(main).knobs();
     let flag = |k: &str| knobs.get(k).and_then(Value::as_bool).unwrap_or(false);
-    if !flag("breakGlass.enable") || knobs.get("breakGlass.name").and_then(Value::as_str) != Some(name) {
+    if !flag("breakGlass.enable")
+        || knobs.get("breakGlass.name").and_then(Value::as_str) != Some(name)
+    {
         return BTreeSet::new();
     }
     let mut out = BTreeSet::new();
@@ -77,7 +79,10 @@ pub fn asked(main: &Value, name: &str) -> BTreeSet<&'static str> {
     if flag("breakGlass.sudo") {
         out.insert("sudo");
     }
-    if knobs.get("breakGlass.sshInterface").is_some_and(|v| !v.is_null()) {
+    if knobs
+        .get("breakGlass.sshInterface")
+        .is_some_and(|v| !v.is_null())
+    {
         out.insert("ssh-interface");
     }
     if flag("breakGlass.consoleRootLogin.enable") {
@@ -97,7 +102,10 @@ fn executable_again(main: &Value, entry: &Value) -> Vec<String> {
             .collect()
     };
     let after = noexec(&b);
-    noexec(&a).into_iter().filter(|m| !after.contains(m)).collect()
+    noexec(&a)
+        .into_iter()
+        .filter(|m| !after.contains(m))
+        .collect()
 }
 
 /// `account via tool` for every account (root and "any other user" aside) that can become root.
@@ -108,7 +116,14 @@ fn escalations(e: &Effective) -> BTreeSet<String> {
             s.paths
                 .iter()
                 .filter(|p| p.account != "root" && p.account != s.other_user)
-                .map(|p| format!("{} via {} ({})", p.account, p.tool, password_words(&p.password)))
+                .map(|p| {
+                    format!(
+                        "{} via {} ({})",
+                        p.account,
+                        p.tool,
+                        password_words(&p.password)
+                    )
+                })
         })
         .collect()
 }
@@ -143,7 +158,9 @@ fn root_password(e: &Effective) -> Option<String> {
 /// What `entry` relaxes compared with `main`, each relaxation with whether it is `asked`.
 pub fn relaxations(main: &Value, entry: &Value, asked: &BTreeSet<&str>) -> Vec<Relaxation> {
     let (em, ee) = (Effective::of(main), Effective::of(entry));
-    let diff = |a: BTreeSet<String>, b: BTreeSet<String>| -> Vec<String> { b.difference(&a).cloned().collect() };
+    let diff = |a: BTreeSet<String>, b: BTreeSet<String>| -> Vec<String> {
+        b.difference(&a).cloned().collect()
+    };
     let mut out = vec![];
     for id in RELAXATIONS {
         let observed: Option<String> = match *id {
@@ -170,7 +187,7 @@ pub fn relaxations(main: &Value, entry: &Value, asked: &BTreeSet<&str>) -> Vec<R
             Some(what) => out.push(Relaxation { id: id.to_string(), what, asked: is_asked, observed: true }),
             None if is_asked => out.push(Relaxation {
                 id: id.to_string(),
-                what: "asked, but the main entry already allows as much".into(),
+                what: "asked, but the entry's posture does not differ here (the main entry allows as much already, or something else blocks it)".into(),
                 asked: true,
                 observed: false,
             }),
@@ -201,8 +218,9 @@ pub fn check_entry(posture: &Posture, main: &Value, name: &str, entry: &Value) -
         fix: "do what the assertion's message says (its `Fix:`)".into(),
         apply: vec![],
     }));
-    let (asked_violations, violations): (Vec<Violation>, Vec<Violation>) =
-        all.into_iter().partition(|v| excused.contains(v.invariant.as_str()));
+    let (asked_violations, violations): (Vec<Violation>, Vec<Violation>) = all
+        .into_iter()
+        .partition(|v| excused.contains(v.invariant.as_str()));
     let ok = violations.is_empty() && relaxations.iter().all(|r| r.asked || !r.observed);
     EntryCheck {
         name: name.to_string(),

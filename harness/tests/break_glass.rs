@@ -35,7 +35,9 @@ fn ids(vs: &Value) -> BTreeSet<String> {
 }
 
 fn entry(r: &Value) -> &Value {
-    let entries = r["specialisations"].as_array().expect("check JSON lists the boot entries");
+    let entries = r["specialisations"]
+        .as_array()
+        .expect("check JSON lists the boot entries");
     assert_eq!(entries.len(), 1, "{r}");
     &entries[0]
 }
@@ -48,7 +50,10 @@ fn relaxations(e: &Value) -> BTreeMap<String, (bool, bool)> {
         .map(|r| {
             (
                 r["id"].as_str().unwrap().to_string(),
-                (r["asked"].as_bool().unwrap(), r["observed"].as_bool().unwrap()),
+                (
+                    r["asked"].as_bool().unwrap(),
+                    r["observed"].as_bool().unwrap(),
+                ),
             )
         })
         .collect()
@@ -57,7 +62,11 @@ fn relaxations(e: &Value) -> BTreeMap<String, (bool, bool)> {
 #[test]
 fn check_reports_the_break_glass_posture_with_exactly_the_chosen_relaxations() {
     let (code, r, err) = check_with("");
-    assert_eq!(r["violations"], serde_json::json!([]), "the main entry is bastion's, clean: {err}");
+    assert_eq!(
+        r["violations"],
+        serde_json::json!([]),
+        "the main entry is bastion's, clean: {err}"
+    );
     let e = entry(&r);
     assert_eq!(e["name"], "break-glass");
     assert_eq!(e["break_glass"], true);
@@ -72,9 +81,19 @@ fn check_reports_the_break_glass_posture_with_exactly_the_chosen_relaxations() {
         ]),
         "{e:#}"
     );
-    let what: Vec<&str> = e["relaxations"].as_array().unwrap().iter().map(|r| r["what"].as_str().unwrap()).collect();
+    let what: Vec<&str> = e["relaxations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["what"].as_str().unwrap())
+        .collect();
     let joined = what.join(" | ");
-    for needle in ["executable again: /", "ops via sudo (own password)", "port 22 on eth0", "root-break-glass.hash"] {
+    for needle in [
+        "executable again: /",
+        "ops via sudo (own password)",
+        "port 22 on eth0",
+        "root-break-glass.hash",
+    ] {
         assert!(joined.contains(needle), "{needle} in {joined}");
     }
     // The violations those relaxations are, and nothing else.
@@ -83,10 +102,34 @@ fn check_reports_the_break_glass_posture_with_exactly_the_chosen_relaxations() {
         BTreeSet::from(["noexec.mounts", "sudo.mode", "vpn.ssh-not-global"].map(String::from)),
         "{e:#}"
     );
-    assert_eq!(e["violations"], serde_json::json!([]), "what must hold in the entry holds: {e:#}");
+    assert_eq!(
+        e["violations"],
+        serde_json::json!([]),
+        "what must hold in the entry holds: {e:#}"
+    );
     assert_eq!(e["ok"], true);
     assert_eq!(r["ok"], true);
     assert_eq!(code, Some(0));
+}
+
+#[test]
+fn an_asked_relaxation_the_main_entry_already_has_is_reported_as_no_change() {
+    // meeka's wheel user cadey already has sudo with a password.
+    let dir = tempfile::tempdir().unwrap();
+    let m = module(
+        &dir,
+        "host.nix",
+        "{ imports = [ {repo}/examples/meeka ]; paranoid.breakGlass = { enable = true; sudo = true; }; }",
+    );
+    let (code, r, err) = common::check_module(&m, "paranoid");
+    let e = entry(&r);
+    assert_eq!(
+        relaxations(e),
+        BTreeMap::from([("sudo".to_string(), (true, false))]),
+        "{e:#} {err}"
+    );
+    assert_eq!(e["ok"], true);
+    assert_eq!(code, Some(0), "{r:#}");
 }
 
 #[test]
@@ -98,7 +141,10 @@ fn a_relaxation_nobody_asked_for_fails_the_check() {
     assert_eq!(r["violations"], serde_json::json!([]));
     let e = entry(&r);
     assert_eq!(relaxations(e)["noexec"], (false, true), "{e:#}");
-    assert!(ids(&e["violations"]).contains("noexec.mounts"), "not excused: {e:#}");
+    assert!(
+        ids(&e["violations"]).contains("noexec.mounts"),
+        "not excused: {e:#}"
+    );
     assert!(!ids(&e["asked"]).contains("noexec.mounts"));
     assert_eq!(e["ok"], false);
     assert_eq!(r["ok"], false);
@@ -110,9 +156,17 @@ fn what_must_still_hold_in_the_entry_is_checked_as_usual() {
     let (code, r, _) = check_with(
         "specialisation.break-glass.configuration.services.openssh.settings.PasswordAuthentication = lib.mkForce true;",
     );
-    assert_eq!(r["violations"], serde_json::json!([]), "the main entry is untouched");
+    assert_eq!(
+        r["violations"],
+        serde_json::json!([]),
+        "the main entry is untouched"
+    );
     let e = entry(&r);
-    assert_eq!(ids(&e["violations"]), BTreeSet::from(["ssh.password-auth".to_string()]), "{e:#}");
+    assert_eq!(
+        ids(&e["violations"]),
+        BTreeSet::from(["ssh.password-auth".to_string()]),
+        "{e:#}"
+    );
     assert_eq!(code, Some(1));
 
     // The human report labels the section and says which violations were asked for.
@@ -144,7 +198,11 @@ fn what_must_still_hold_in_the_entry_is_checked_as_usual() {
 
 #[test]
 fn eval_prints_the_break_glass_posture_beside_the_main_one() {
-    let out = harness().args(["eval", "--module"]).arg(fixture()).output().unwrap();
+    let out = harness()
+        .args(["eval", "--module"])
+        .arg(fixture())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     insta::assert_snapshot!("eval_human_break_glass", text);
@@ -157,13 +215,27 @@ fn eval_prints_the_break_glass_posture_beside_the_main_one() {
     let p = json(&out.stdout);
     let e = &p["specialisations"]["break-glass"];
     assert_eq!(e["specialisations"], serde_json::json!({}), "no nesting");
-    assert_eq!(e["options"]["system.switch.enable"], false, "no switch-to-configuration in the entry");
+    assert_eq!(
+        e["options"]["system.switch.enable"], false,
+        "no switch-to-configuration in the entry"
+    );
     assert_eq!(p["options"]["system.switch.enable"], true);
-    assert!(e["options"]["services.getty.helpLine"].as_str().unwrap().contains("BREAK-GLASS SYSTEM"));
-    assert!(p["options"]["services.getty.helpLine"].as_str().unwrap().is_empty());
-    let banner = e["options"]["services.openssh.settings"]["Banner"].as_str().unwrap();
+    assert!(e["options"]["services.getty.helpLine"]
+        .as_str()
+        .unwrap()
+        .contains("BREAK-GLASS SYSTEM"));
+    assert!(p["options"]["services.getty.helpLine"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    let banner = e["options"]["services.openssh.settings"]["Banner"]
+        .as_str()
+        .unwrap();
     assert!(banner.ends_with("-paranoid-break-glass-banner"), "{banner}");
-    assert!(e["rendered"]["sshd_config"].as_str().unwrap().contains(&format!("Banner {banner}")));
+    assert!(e["rendered"]["sshd_config"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("Banner {banner}")));
     assert_eq!(e["effective"]["adminPath"]["ok"], true);
 }
 
@@ -186,7 +258,15 @@ fn guards(cases: &[(&str, &str)]) -> BTreeMap<String, (Vec<String>, Vec<String>)
         repo = common::repo().display()
     );
     let out = std::process::Command::new(common::which_nix())
-        .args(["--extra-experimental-features", "nix-command flakes", "eval", "--json", "--impure", "--expr", &expr])
+        .args([
+            "--extra-experimental-features",
+            "nix-command flakes",
+            "eval",
+            "--json",
+            "--impure",
+            "--expr",
+            &expr,
+        ])
         .output()
         .expect("run nix");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -196,7 +276,12 @@ fn guards(cases: &[(&str, &str)]) -> BTreeMap<String, (Vec<String>, Vec<String>)
         .iter()
         .map(|(k, x)| {
             let list = |key: &str| -> Vec<String> {
-                x[key].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+                x[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_string())
+                    .collect()
             };
             (k.clone(), (list("failed"), list("warnings")))
         })
@@ -204,8 +289,15 @@ fn guards(cases: &[(&str, &str)]) -> BTreeMap<String, (Vec<String>, Vec<String>)
 }
 
 fn one_with(messages: &[String], id: &str) -> String {
-    let hits: Vec<&String> = messages.iter().filter(|m| m.starts_with(&format!("[paranoid:{id}]"))).collect();
-    assert_eq!(hits.len(), 1, "exactly one [paranoid:{id}] in {messages:#?}");
+    let hits: Vec<&String> = messages
+        .iter()
+        .filter(|m| m.starts_with(&format!("[paranoid:{id}]")))
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "exactly one [paranoid:{id}] in {messages:#?}"
+    );
     hits[0].clone()
 }
 
@@ -242,7 +334,12 @@ fn every_break_glass_and_rollback_guard_fires_with_its_message() {
     ]);
     let (failed, warnings) = &results["clean"];
     assert!(failed.is_empty(), "{failed:#?}");
-    assert!(warnings.iter().all(|w| !w.contains("break-glass") && !w.contains("rollback")), "{warnings:#?}");
+    assert!(
+        warnings
+            .iter()
+            .all(|w| !w.contains("break-glass") && !w.contains("rollback")),
+        "{warnings:#?}"
+    );
 
     let m = one_with(&results["no-admin-path"].0, "break-glass-admin-path");
     for needle in [
@@ -254,19 +351,32 @@ fn every_break_glass_and_rollback_guard_fires_with_its_message() {
     ] {
         assert!(m.contains(needle), "{needle:?} in {m}");
     }
-    assert!(results["no-admin-path-console-host"].0.is_empty(), "the guard honours paranoid.adminPath.guard = false");
+    assert!(
+        results["no-admin-path-console-host"].0.is_empty(),
+        "the guard honours paranoid.adminPath.guard = false"
+    );
 
     let m = one_with(&results["switchable"].0, "break-glass-switchable");
-    assert!(m.contains("system.switch.enable = true") && m.contains("without a reboot"), "{m}");
+    assert!(
+        m.contains("system.switch.enable = true") && m.contains("without a reboot"),
+        "{m}"
+    );
 
     let m = one_with(&results["root-no-file"].0, "break-glass-root-password");
     assert!(m.contains("hashedPasswordFile is not set"), "{m}");
     let m = one_with(&results["root-in-store"].0, "break-glass-root-password");
     assert!(m.contains("is in /nix/store"), "{m}");
     let m = one_with(&results["root-lost"].0, "break-glass-root-password");
-    assert!(m.contains("\"/root/break-glass.hash\" is not on persistent storage") && m.contains("paranoid.amnesia.persistPath"), "{m}");
     assert!(
-        !results["root-persisted"].0.iter().any(|a| a.contains("break-glass")),
+        m.contains("\"/root/break-glass.hash\" is not on persistent storage")
+            && m.contains("paranoid.amnesia.persistPath"),
+        "{m}"
+    );
+    assert!(
+        !results["root-persisted"]
+            .0
+            .iter()
+            .any(|a| a.contains("break-glass")),
         "a hash under the persist path survives: {:#?}",
         results["root-persisted"].0
     );
@@ -279,9 +389,18 @@ fn every_break_glass_and_rollback_guard_fires_with_its_message() {
     assert!(w.contains("\"wg0\" is the VPN interface"), "{w}");
 
     let (failed, warnings) = &results["rollback"];
-    assert!(failed.is_empty() && warnings.iter().all(|w| !w.contains("rollback")), "{failed:#?} {warnings:#?}");
-    let w = one_with(&results["rollback-no-pam"].1, "rollback-login-cannot-confirm");
-    assert!(w.contains("UsePAM = false") && w.contains("paranoid-confirm"), "{w}");
+    assert!(
+        failed.is_empty() && warnings.iter().all(|w| !w.contains("rollback")),
+        "{failed:#?} {warnings:#?}"
+    );
+    let w = one_with(
+        &results["rollback-no-pam"].1,
+        "rollback-login-cannot-confirm",
+    );
+    assert!(
+        w.contains("UsePAM = false") && w.contains("paranoid-confirm"),
+        "{w}"
+    );
     let w = one_with(&results["rollback-no-admin"].1, "rollback-no-admin-login");
     assert!(w.contains("no SSH login confirms"), "{w}");
 }
@@ -295,11 +414,16 @@ fn an_entry_that_is_not_this_host_relaxed_is_refused() {
         "host.nix",
         &format!("{{ imports = [ {{repo}}/{FIXTURE} ]; specialisation.break-glass.inheritParentConfig = false; }}"),
     );
-    let out = harness().args(["eval", "--format", "json", "--module"]).arg(&m).output().unwrap();
+    let out = harness()
+        .args(["eval", "--format", "json", "--module"])
+        .arg(&m)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("specialisation.break-glass.inheritParentConfig") && err.contains("conflicting definition values"),
+        err.contains("specialisation.break-glass.inheritParentConfig")
+            && err.contains("conflicting definition values"),
         "{err}"
     );
 }
@@ -314,9 +438,20 @@ fn a_failed_assertion_in_the_entry_fails_eval() {
         "host.nix",
         &format!("{{ lib, ... }}: {{ imports = [ {{repo}}/{FIXTURE} ]; specialisation.break-glass.configuration.security.sudo-rs.enable = lib.mkForce true; }}"),
     );
-    let out = harness().args(["eval", "--format", "json", "--module"]).arg(&m).output().unwrap();
+    let out = harness()
+        .args(["eval", "--format", "json", "--module"])
+        .arg(&m)
+        .output()
+        .unwrap();
     let p = json(&out.stdout);
-    assert_eq!(p["assertions"], serde_json::json!([]), "the main entry builds");
-    assert!(!p["specialisations"]["break-glass"]["assertions"].as_array().unwrap().is_empty());
+    assert_eq!(
+        p["assertions"],
+        serde_json::json!([]),
+        "the main entry builds"
+    );
+    assert!(!p["specialisations"]["break-glass"]["assertions"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     assert_eq!(out.status.code(), Some(6));
 }

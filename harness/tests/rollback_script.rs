@@ -23,7 +23,10 @@ fn write_exe(path: &Path, text: &str) {
 
 fn expect_stderr(out: &assert_cmd::assert::Assert, needle: &str) {
     let err = String::from_utf8_lossy(&out.get_output().stderr);
-    assert!(err.contains(needle), "expected {needle:?} on stderr:\n{err}");
+    assert!(
+        err.contains(needle),
+        "expected {needle:?} on stderr:\n{err}"
+    );
 }
 
 struct Host {
@@ -33,7 +36,9 @@ struct Host {
 impl Host {
     /// Generations 1 to 3; generation 1 runs and is the profile's current one.
     fn new() -> Host {
-        let host = Host { dir: tempfile::tempdir().unwrap() };
+        let host = Host {
+            dir: tempfile::tempdir().unwrap(),
+        };
         let d = host.dir.path();
         for dir in ["bin", "profiles", "run", "gcroots"] {
             std::fs::create_dir_all(d.join(dir)).unwrap();
@@ -95,7 +100,11 @@ esac
         let mut c = Command::new(program);
         c.env(
             "PATH",
-            format!("{}:{}", d.join("bin").display(), std::env::var("PATH").unwrap_or_default()),
+            format!(
+                "{}:{}",
+                d.join("bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
         )
         .env("CALLS", d.join("calls"))
         .env("ROLLBACK_SCRIPT", script())
@@ -105,7 +114,10 @@ esac
         .env("PARANOID_ROLLBACK_CURRENT", self.current())
         .env("PARANOID_ROLLBACK_GCROOT", self.gcroot())
         .env("PARANOID_ROLLBACK_TIMEOUT", "5")
-        .env("PARANOID_ROLLBACK_SELF", "/run/current-system/sw/bin/paranoid-rollback")
+        .env(
+            "PARANOID_ROLLBACK_SELF",
+            "/run/current-system/sw/bin/paranoid-rollback",
+        )
         .env_remove("NIXOS_ACTION")
         .env_remove("JOURNAL_STREAM")
         .env_remove("PARANOID_ROLLBACK_REACTIVATING");
@@ -144,7 +156,10 @@ esac
             .collect()
     }
     fn calls_of(&self, tool: &str) -> Vec<String> {
-        self.calls().into_iter().filter(|l| l.starts_with(&format!("{tool} "))).collect()
+        self.calls()
+            .into_iter()
+            .filter(|l| l.starts_with(&format!("{tool} ")))
+            .collect()
     }
     fn running(&self) -> PathBuf {
         self.current().canonicalize().unwrap()
@@ -179,7 +194,10 @@ fn a_switch_arms_a_timer_to_re_activate_the_running_generation() {
     assert_eq!(h.gcroot().canonicalize().unwrap(), h.gen(1));
     let status = h.rollback(&["status"]).assert().success();
     let out = String::from_utf8_lossy(&status.get_output().stdout).into_owned();
-    assert!(out.contains("armed") && out.contains("gen2") && out.contains("gen1"), "{out}");
+    assert!(
+        out.contains("armed") && out.contains("gen2") && out.contains("gen1"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -198,7 +216,10 @@ fn paranoid_confirm_cancels_the_rollback() {
     let out = h.rollback(&["confirm", "alice"]).assert().success();
     expect_stderr(&out, "confirmed by alice");
     assert!(!h.armed());
-    assert!(h.gcroot().symlink_metadata().is_err(), "the GC root goes with the decision");
+    assert!(
+        h.gcroot().symlink_metadata().is_err(),
+        "the GC root goes with the decision"
+    );
     assert_eq!(
         h.calls_of("systemctl")[before..],
         ["systemctl stop paranoid-rollback.timer".to_string()],
@@ -208,7 +229,10 @@ fn paranoid_confirm_cancels_the_rollback() {
     h.rollback(&["expire"]).assert().success();
     assert_eq!(h.running(), h.gen(2));
     assert_eq!(h.profile_target(), h.gen(2));
-    assert!(h.calls_of("switch-to-configuration").iter().all(|c| !c.contains("gen1")));
+    assert!(h
+        .calls_of("switch-to-configuration")
+        .iter()
+        .all(|c| !c.contains("gen1")));
 }
 
 #[test]
@@ -225,7 +249,8 @@ fn no_confirmation_rolls_back_to_exactly_the_previous_generation() {
     );
     assert_eq!(h.profile_target(), h.gen(1));
     assert!(
-        h.calls_of("switch-to-configuration").contains(&"switch-to-configuration gen1 switch".to_string()),
+        h.calls_of("switch-to-configuration")
+            .contains(&"switch-to-configuration gen1 switch".to_string()),
         "{:?}",
         h.calls()
     );
@@ -234,7 +259,13 @@ fn no_confirmation_rolls_back_to_exactly_the_previous_generation() {
     assert!(h.gcroot().symlink_metadata().is_err());
     // An alert reaches the audit log, before and after.
     let audit = h.calls_of("auditctl");
-    assert!(audit.len() >= 2 && audit.iter().all(|a| a.starts_with("auditctl -m paranoid-rollback:")), "{audit:?}");
+    assert!(
+        audit.len() >= 2
+            && audit
+                .iter()
+                .all(|a| a.starts_with("auditctl -m paranoid-rollback:")),
+        "{audit:?}"
+    );
 }
 
 #[test]
@@ -244,9 +275,16 @@ fn the_rollback_does_not_arm_another_rollback() {
     let out = h.rollback(&["expire"]).assert().success();
     // Generation 1's activation ran `arm` (a switch away from the running gen2), and it refused
     // because it is the rollback, at once (not by timing out on the rollback's lock).
-    expect_stderr(&out, "not arming: this activation is the rollback re-activating");
+    expect_stderr(
+        &out,
+        "not arming: this activation is the rollback re-activating",
+    );
     assert_eq!(h.running(), h.gen(1));
-    assert!(!h.armed(), "the re-activation armed a rollback to gen2: {:?}", h.calls());
+    assert!(
+        !h.armed(),
+        "the re-activation armed a rollback to gen2: {:?}",
+        h.calls()
+    );
     assert_eq!(h.calls_of("systemd-run").len(), 1, "{:?}", h.calls());
 }
 
@@ -255,7 +293,9 @@ fn booting_never_arms() {
     let h = Host::new();
     // At boot there is no running system yet and no NIXOS_ACTION.
     std::fs::remove_file(h.current()).unwrap();
-    h.rollback(&["arm", h.gen(2).to_str().unwrap()]).assert().success();
+    h.rollback(&["arm", h.gen(2).to_str().unwrap()])
+        .assert()
+        .success();
     assert!(!h.armed());
     // Nor does an activation without a switch action, even with a running system.
     symlink(h.gen(1), h.current()).unwrap();
@@ -328,7 +368,12 @@ fn unconfirmed_switches_in_a_row_roll_back_to_the_last_generation_reached() {
     h.rebuild(2, "switch");
     h.rebuild(3, "switch");
     assert_eq!(h.previous(), h.gen(1), "gen2 was never confirmed");
-    assert_eq!(h.calls_of("systemctl").len(), 2, "each arm restarts the timer: {:?}", h.calls());
+    assert_eq!(
+        h.calls_of("systemctl").len(),
+        2,
+        "each arm restarts the timer: {:?}",
+        h.calls()
+    );
     h.rollback(&["expire"]).assert().success();
     assert_eq!(h.running(), h.gen(1));
     assert_eq!(h.profile_target(), h.gen(1));
@@ -361,7 +406,11 @@ fn a_previous_generation_missing_from_the_profile_becomes_a_new_generation() {
     h.rollback(&["expire"]).assert().success();
     assert_eq!(
         h.calls_of("nix-env"),
-        vec![format!("nix-env -p {} --set {}", h.profile().display(), h.gen(1).display())]
+        vec![format!(
+            "nix-env -p {} --set {}",
+            h.profile().display(),
+            h.gen(1).display()
+        )]
     );
     assert_eq!(h.running(), h.gen(1));
 }
@@ -376,7 +425,10 @@ fn a_timer_that_cannot_start_leaves_nothing_armed_and_says_so() {
         .assert()
         .success();
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(err.contains("is NOT protected") && err.contains("the rollback is NOT armed"), "{err}");
+    assert!(
+        err.contains("is NOT protected") && err.contains("the rollback is NOT armed"),
+        "{err}"
+    );
     assert!(!h.armed());
 }
 
