@@ -26,7 +26,7 @@
 
       area = name: ./modules + "/${name}.nix";
       # One module per area (profiles set knobs of every area, so they come with `all`/`paranoid`).
-      areas = [ "firewall" "vpn" "ssh" "services" "nix" "noexec" "audit" "logs" "sudo" "packages" "antivirus" "users" "management" ];
+      areas = [ "firewall" "vpn" "ssh" "services" "nix" "noexec" "audit" "logs" "sudo" "packages" "antivirus" "users" "management" "rollback" ];
 
       # Only forced by users with full nixpkgs: nixosConfigurations, checks, packages.
       nixosHost = name: extra: nixpkgs.lib.nixosSystem {

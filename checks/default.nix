@@ -20,6 +20,8 @@ in
   vm-audit = vm "audit";
   vm-sudo = vm "sudo";
   vm-logs = vm "logs";
+  vm-break-glass = vm "break-glass";
+  vm-rollback = vm "rollback";
   vm-meeka = vm "meeka";
   vm-bastion = vm "bastion";
   vm-install = vm "install";

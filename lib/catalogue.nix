@@ -15,6 +15,14 @@ let
     "profile" = { kind = "meta"; };
     # A safety switch, not a posture: the rows hold the guard on.
     "adminPath.guard" = { kind = "meta"; };
+    # Ways back in, not the main entry's posture: the break-glass entry is a second evaluation
+    # (its posture is judged by `eval`/`check` and its own guards), and rollback acts on switches.
+    "breakGlass.enable" = { kind = "meta"; };
+    "breakGlass.noexec" = { kind = "meta"; };
+    "breakGlass.sudo" = { kind = "meta"; };
+    "breakGlass.consoleRootLogin.enable" = { kind = "meta"; };
+    "rollback.enable" = { kind = "meta"; };
+    "rollback.confirmOnLogin" = { kind = "meta"; };
     "firewall.enable" = { kind = "switch"; off = false; };
     "vpn.tailscale.enable" = { kind = "switch"; off = false; };
     "vpn.sshOnlyOverVpn" = { kind = "switch"; off = false; };

@@ -93,6 +93,8 @@ let
     "services.journald.upload.enable" = config.services.journald.upload.enable;
     "services.journald.upload.settings" = guarded config.services.journald.upload.settings;
     "users.mutableUsers" = config.users.mutableUsers;
+    "system.switch.enable" = config.system.switch.enable or true;
+    "services.getty.helpLine" = config.services.getty.helpLine or "";
     "users.users" = mapAttrs (_: userSummary) (filterAttrs (_: u: u.enable) config.users.users);
     "users.groups" = lib.attrNames config.users.groups;
     "systemd.services" = mapAttrs (_: s: { inherit (s) enable restartIfChanged; serviceConfig = sanitize s.serviceConfig; })
@@ -137,12 +139,11 @@ let
       let name = if prefix == "" then k else "${prefix}.${k}"; in
       if builtins.isAttrs v && !(lib.isDerivation v) then flattenKnobs name v else { ${name} = sanitize v; })
       attrs;
-in
-{
-  inherit sanitize;
 
+  # One configuration's projection. `nested`: a specialisation's own, projected without
+  # specialisations of its own (NixOS ignores nested ones).
   project =
-    { config, backend, options ? null }:
+    { config, backend, options ? null, nested ? false }:
     let
       failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
       c = config;
@@ -181,5 +182,14 @@ in
       persistedFiles = persistedFiles c;
       assertions = failed;
       warnings = c.warnings;
+      # Every other boot entry (a specialisation, e.g. paranoid.breakGlass's), projected the
+      # same way from its own evaluation (no option origins: its definitions are the parent's
+      # plus its own).
+      specialisations =
+        if nested then { }
+        else mapAttrs (_: s: project { config = s.configuration; inherit backend; nested = true; }) (c.specialisation or { });
     };
+in
+{
+  inherit sanitize project;
 }

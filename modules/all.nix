@@ -17,5 +17,7 @@
     ./users.nix
     ./admin-path.nix
     ./management.nix
+    ./break-glass.nix
+    ./rollback.nix
   ];
 }

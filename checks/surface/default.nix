@@ -18,4 +18,8 @@
   ./clamav.nix
   ./tools.nix
   ./renames.nix
+  ./specialisation.nix
+  ./switch.nix
+  ./pam.nix
+  ./getty.nix
 ]

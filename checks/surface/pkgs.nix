@@ -48,6 +48,7 @@ let
     "openssh"
     # Not upstream: paranoid's own watcher (execwatch/package.nix), so its unit renders offline.
     "paranoid-execwatch"
+    "pam"
     "perl"
     "rsync"
     "strace"

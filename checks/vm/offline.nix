@@ -15,6 +15,8 @@ let
     python3 = stub "python3";
     minica = stub "minica";
     sshpass = stub "sshpass";
+    openssl = stub "openssl";
+    kexec-tools = stub "kexec-tools";
   };
   # vm-install's target system, on the surface: its configuration, with stand-ins for the two
   # build products the installer references (the system closure and disko's script).
@@ -70,6 +72,8 @@ let
     audit = { nodes = { mutable = posture postures.audit.mutable; locked = posture postures.audit.locked; }; };
     sudo = { nodes = { wheelonly = posture postures.sudo.wheelonly; removed = posture postures.sudo.removed; upstream = posture postures.sudo.upstream; }; };
     logs = { nodes = { sender = posture postures.logs.sender; receiver = bare; }; };
+    break-glass = { nodes = { machine = posture postures.breakGlass.machine; client = bare; }; };
+    rollback = { nodes = { machine = posture postures.rollback.machine; client = bare; }; };
     meeka = { nodes = { meeka = [ paranoid.hosts.meeka ]; }; };
     bastion = { nodes = { bastion = [ paranoid.hosts.bastion ]; }; };
     # The installer node as the VM test builds it (its target's own assertions are among the
@@ -96,7 +100,9 @@ let
       # Every node the test declares is one this file evaluates (and vice versa).
       evaluatedNodes = lib.attrNames spec.nodes;
       postures = lib.mapAttrs (_: config: {
-        failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+        # A specialisation's failed assertion fails the whole system's build too.
+        failedAssertions = lib.concatMap (c: map (a: a.message) (lib.filter (a: !a.assertion) c.assertions))
+          ([ config ] ++ map (s: s.configuration) (lib.attrValues config.specialisation));
         warnings = config.warnings;
         sshdConfig = (paranoid.project { inherit config; backend = "surface"; }).rendered.sshd_config;
       }) nodes;

@@ -31,6 +31,11 @@ let
   };
   passwords = { alice = "alice-vm-test-password"; bob = "bob-vm-test-password"; };
 
+  # Written by vm-break-glass at run time (a hash of breakGlassRootPassword), on the VM's disk.
+  breakGlassRootHash = "/var/lib/paranoid-break-glass/root.hash";
+  # A well-formed public key whose private half nobody has.
+  nobodysKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleDeployerKeyReplaceMe00000000000000 nobody@nowhere";
+
   # A WireGuard interface standing in for the VPN; the VM test generates its key at boot and
   # exchanges public keys at run time, so no key material lives here.
   wireguard = address: {
@@ -202,6 +207,57 @@ in
           trustedPublicKeys = [ "paranoid-vm-test-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" ];
         };
       }
+    ];
+  };
+
+  # bastion's way in (root with a key over wg0, no sudo, noexec, audit) and a break-glass entry
+  # relaxing all four things it can. The test boots the entry and reaches it over eth1, the
+  # test LAN (the "public" side), with the root password it writes at run time.
+  breakGlass.machine = {
+    disks = "bastion";
+    posture.imports = [
+      accounts
+      (wireguard "10.100.0.1")
+      {
+        paranoid.ssh.enable = true;
+        paranoid.firewall.enable = true;
+        paranoid.vpn = { sshOnlyOverVpn = true; interface = "wg0"; };
+        paranoid.sudo.mode = "removed";
+        paranoid.noexec.enable = true;
+        paranoid.audit.enable = true;
+        paranoid.users.immutable = true;
+        paranoid.breakGlass = {
+          enable = true;
+          noexec = true;
+          sudo = true;
+          sshInterface = "eth1";
+          consoleRootLogin = { enable = true; hashedPasswordFile = breakGlassRootHash; };
+        };
+      }
+    ];
+  };
+  inherit breakGlassRootHash;
+  breakGlassRootPassword = "break-glass-vm-test-password";
+
+  # Rollback with a one-minute window, SSH on the LAN. `good` changes nothing that matters;
+  # `wrongkey` replaces every admin key with one nobody holds: the admin-path analysis still
+  # sees keys (it cannot know they are the wrong ones), the admins are locked out for real.
+  rollback.machine = {
+    disks = "plain";
+    posture.imports = [
+      accounts
+      ({ lib, ... }: {
+        paranoid.ssh.enable = true;
+        paranoid.firewall.enable = true;
+        services.openssh.openFirewall = true;
+        paranoid.rollback = { enable = true; timeout = 1; };
+        specialisation.good.configuration.environment.etc."paranoid-generation".text = "good\n";
+        specialisation.wrongkey.configuration = {
+          users.users.root.openssh.authorizedKeys.keys = lib.mkForce [ nobodysKey ];
+          users.users.alice.openssh.authorizedKeys.keys = lib.mkForce [ nobodysKey ];
+          users.users.bob.openssh.authorizedKeys.keys = lib.mkForce [ nobodysKey ];
+        };
+      })
     ];
   };
 

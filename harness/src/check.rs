@@ -75,12 +75,21 @@ pub struct CheckResult {
     /// NixOS warnings of the configuration (paranoid's start with `[paranoid:<id>]`): they do
     /// not fail the check, but `nixos-rebuild` prints them too.
     pub warnings: Vec<String>,
+    /// The other boot entries (specialisations, e.g. the break-glass entry), each held to the
+    /// same posture: what it relaxes, the violations that are those relaxations, and the ones
+    /// that must hold there too.
+    pub specialisations: Vec<crate::specialisations::EntryCheck>,
 }
 
 impl CheckResult {
+    /// Clean: no violation on the main entry, and every other entry relaxes only what was asked.
+    pub fn ok(&self) -> bool {
+        self.violations.is_empty() && self.specialisations.iter().all(|e| e.ok)
+    }
+
     /// 0 when clean, 1 with violations.
     pub fn exit_code(&self) -> u8 {
-        if self.violations.is_empty() {
+        if self.ok() {
             crate::error::exit::OK
         } else {
             crate::error::exit::FAILED
@@ -180,6 +189,7 @@ fn finish(
         checked,
         violations,
         warnings: Proj(projection).warnings().into_iter().map(String::from).collect(),
+        specialisations: crate::specialisations::check_all(posture, projection),
     }
 }
 

@@ -53,13 +53,19 @@ pub fn evaluate(flake: &Flake, target: &EvalTarget, timeout: Duration) -> Result
     }
 }
 
-/// 6 when NixOS assertions failed (the projection is still printed), else 0.
+/// 6 when NixOS assertions failed, the main entry's or another boot entry's (a real build
+/// fails with either; the projection is still printed), else 0.
 pub fn exit_code(projection: &Value) -> u8 {
-    let failed = projection
-        .get("assertions")
-        .and_then(Value::as_array)
-        .map(|a| !a.is_empty())
-        .unwrap_or(false);
+    let failed_in = |p: &Value| {
+        p.get("assertions")
+            .and_then(Value::as_array)
+            .map(|a| !a.is_empty())
+            .unwrap_or(false)
+    };
+    let failed = failed_in(projection)
+        || crate::specialisations::entries(projection)
+            .into_iter()
+            .any(|(_, e)| failed_in(e));
     if failed {
         exit::ASSERTIONS
     } else {

@@ -20,5 +20,6 @@ pub mod nix;
 pub mod plan;
 pub mod report;
 pub mod sandbox_cmd;
+pub mod specialisations;
 pub mod sshd;
 pub mod vm_cmd;

@@ -183,29 +183,73 @@ pub fn check_human(r: &CheckResult) -> String {
             "clean: {} invariants checked, 0 violations",
             r.checked.len()
         );
-        return o;
-    }
-    let _ = writeln!(
-        o,
-        "{} violation(s) of {} invariants checked:\n",
-        r.violations.len(),
-        r.checked.len()
-    );
-    for v in &r.violations {
+    } else {
         let _ = writeln!(
             o,
-            "- [{}] {}",
-            v.invariant,
-            head(&v.message, 6).replace('\n', "\n    ")
+            "{} violation(s) of {} invariants checked:\n",
+            r.violations.len(),
+            r.checked.len()
         );
-        let _ = writeln!(o, "  fix: {}", v.fix);
+        violations_human(&mut o, &r.violations, "");
+    }
+    for e in &r.specialisations {
+        entry_check_human(&mut o, e, r.checked.len());
     }
     o
 }
 
+fn violations_human(o: &mut String, violations: &[crate::invariants::Violation], by: &str) {
+    for v in violations {
+        let _ = writeln!(
+            o,
+            "{by}- [{}] {}",
+            v.invariant,
+            head(&v.message, 6).replace('\n', &format!("\n{by}    "))
+        );
+        let _ = writeln!(o, "{by}  fix: {}", v.fix);
+    }
+}
+
+/// One boot entry's section of `check`: what it relaxes (asked or not), the violations that
+/// are those relaxations, and what must still hold there.
+fn entry_check_human(o: &mut String, e: &crate::specialisations::EntryCheck, checked: usize) {
+    let _ = writeln!(
+        o,
+        "\nboot entry \"{}\"{}: held to the same posture",
+        e.name,
+        if e.break_glass { " (break glass, paranoid.breakGlass)" } else { " (specialisation)" }
+    );
+    if e.relaxations.is_empty() {
+        let _ = writeln!(o, "  relaxes nothing");
+    }
+    for r in &e.relaxations {
+        let tag = match (r.asked, r.observed) {
+            (true, true) => "relaxed as asked",
+            (true, false) => "asked, no change",
+            _ => "RELAXED WITHOUT BEING ASKED (paranoid.breakGlass does not ask for it)",
+        };
+        let _ = writeln!(o, "  {tag}: {}: {}", r.id, r.what);
+    }
+    if !e.asked.is_empty() {
+        let ids: std::collections::BTreeSet<&str> = e.asked.iter().map(|v| v.invariant.as_str()).collect();
+        let _ = writeln!(
+            o,
+            "  {} violation(s) are those relaxations: {}",
+            e.asked.len(),
+            ids.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    if e.violations.is_empty() {
+        let _ = writeln!(o, "  what must still hold holds: {checked} invariants checked, 0 other violations");
+    } else {
+        let _ = writeln!(o, "  {} violation(s) of what must still hold in this entry:", e.violations.len());
+        violations_human(o, &e.violations, "  ");
+    }
+}
+
 pub fn check_json(r: &CheckResult) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-    v["ok"] = json!(r.violations.is_empty());
+    v["ok"] = json!(r.ok());
     v
 }
 
@@ -337,7 +381,73 @@ pub fn eval_human(p: &Value, cat: Option<&crate::catalogue::Catalogue>) -> Strin
     for w in &warnings {
         let _ = writeln!(o, "{}", indent(w, "  ~ "));
     }
+    for (name, entry) in crate::specialisations::entries(p) {
+        entry_eval_human(&mut o, p, name, entry, cat);
+    }
     o
+}
+
+/// `eval`'s section for another boot entry: how it is reached, what it relaxes against the main
+/// entry, its admin path, then the same summary as the main entry's.
+fn entry_eval_human(o: &mut String, main: &Value, name: &str, entry: &Value, cat: Option<&crate::catalogue::Catalogue>) {
+    use crate::specialisations as sp;
+    let switchable = entry.pointer("/options/system.switch.enable").and_then(Value::as_bool) != Some(false);
+    let _ = writeln!(
+        o,
+        "\nboot entry \"{name}\" ({}; {})",
+        if sp::is_break_glass(main, name) { "break glass, paranoid.breakGlass" } else { "specialisation" },
+        if switchable {
+            "has switch-to-configuration: a running system can be switched into it"
+        } else {
+            "no switch-to-configuration: reachable from the boot menu only"
+        }
+    );
+    let relaxed = sp::relaxations(main, entry, &sp::asked(main, name));
+    if relaxed.is_empty() {
+        let _ = writeln!(o, "  relaxed against the main entry: nothing");
+    }
+    for r in &relaxed {
+        let _ = writeln!(
+            o,
+            "  relaxed against the main entry: {} ({}){}",
+            r.id,
+            r.what,
+            if r.asked { "" } else { " NOT ASKED" }
+        );
+    }
+    let admin = crate::effective::Effective::of(entry).admin_path;
+    match admin {
+        Some(a) if a.ok => {
+            let ways: Vec<String> = a
+                .paths
+                .iter()
+                .map(|w| {
+                    let via = w.escalation.get("via").and_then(Value::as_str).unwrap_or("?");
+                    if via == "root" {
+                        format!("{} over {}:{}", w.account, w.interface, w.port)
+                    } else {
+                        format!("{} over {}:{} then {via}", w.account, w.interface, w.port)
+                    }
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let _ = writeln!(o, "  admin path: {}", ways.join(", "));
+        }
+        Some(a) => {
+            let links: Vec<String> = a
+                .broken
+                .iter()
+                .filter(|b| !b.links.is_empty())
+                .map(|b| format!("{}: {}", b.account, b.links.join("; ")))
+                .collect();
+            let _ = writeln!(o, "  admin path: NONE ({})", links.join(" | "));
+        }
+        None => {
+            let _ = writeln!(o, "  admin path: not judged");
+        }
+    }
+    let _ = writeln!(o, "{}", indent(eval_human(entry, cat).trim_end(), "  "));
 }
 
 /// `knobs --format human`: one line per knob, then the constraints.

@@ -373,6 +373,7 @@ fn each_area_module_the_flake_exports_works_on_its_own() {
             antivirus = {{ paranoid.antivirus.mode = "running"; }};
             users = {{ paranoid.users.immutable = true; }};
             management = {{ paranoid.management = {{ enable = true; keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMatrixFixtureKeyDoNotUseAnywhere0000000 admin@deployer" ]; }}; }};
+            rollback = {{ paranoid.rollback.enable = true; }};
           }};
           failed = area:
             let e = flake.lib.evalSurface {{

@@ -1,0 +1,14 @@
+# system.switch (nixos/modules/system/activation/switchable-system.nix): whether the built
+# system carries bin/switch-to-configuration, the program nixos-rebuild and every deploy tool
+# run to activate it without a reboot. Off, the system can only be booted (from a boot entry).
+{ lib, ... }:
+{
+  options.system.switch.enable = lib.mkOption {
+    type = lib.types.bool;
+    default = true;
+    description = ''
+      Whether to include the capability to switch configurations. Disabling this makes the
+      system unable to be reconfigured via `nixos-rebuild`.
+    '';
+  };
+}
