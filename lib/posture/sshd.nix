@@ -29,8 +29,11 @@ let
   };
   canonical = k: let l = toLower k; in aliases.${l} or l;
 
-  # Keywords sshd refuses inside a Match block (SSHCFG_GLOBAL in servconf.h).
+  # Keywords sshd refuses inside a Match block (SSHCFG_GLOBAL in servconf.c), by the name as
+  # written: an old name can be global-only where its canonical one is not (DSAAuthentication;
+  # `sshd -t` refuses it in a Match block, PubkeyAuthentication is fine there).
   globalOnly = [
+    "dsaauthentication"
     "port" "listenaddress" "addressfamily" "hostkey" "hostcertificate" "hostkeyagent" "hostkeyalgorithms"
     "ciphers" "macs" "kexalgorithms" "compression" "logingracetime" "maxstartups" "persourcemaxstartups"
     "persourcenetblocksize" "persourcepenalties" "persourcepenaltyexemptlist" "pidfile" "printmotd"
@@ -83,7 +86,9 @@ let
     let l = toLower v; in
     if elem kw [ "allowtcpforwarding" "allowstreamlocalforwarding" ] && l == "all" then "yes"
     else if kw == "permitrootlogin" && l == "without-password" then "prohibit-password"
-    else if elem kw [ "loglevel" "authorizedkeysfile" "authorizedkeyscommand" "forcecommand" "chrootdirectory"
+    # Log levels are names sshd prints in capitals, however they are written (`sshd -T`).
+    else if kw == "loglevel" then lib.toUpper v
+    else if elem kw [ "authorizedkeysfile" "authorizedkeyscommand" "forcecommand" "chrootdirectory"
       "authorizedprincipalsfile" "trustedusercakeys" "allowusers" "denyusers" "allowgroups" "denygroups" "authenticationmethods" ] then v
     else l;
 
@@ -166,7 +171,7 @@ let
   notInMatch = concatMap (b: map (d: {
     inherit (d) line text origin;
     reason = "`${d.keyword}` is not allowed within a Match block (`Match ${lib.concatStringsSep " " b.criteria}` on line ${toString b.line}): sshd refuses to start";
-  }) (filter (d: elem d.canonical globalOnly) b.directives)) blocks;
+  }) (filter (d: elem d.canonical globalOnly || elem (toLower d.keyword) globalOnly) b.directives)) blocks;
 
   # ---- Match evaluation ------------------------------------------------------------------------
 

@@ -140,6 +140,7 @@ fn prepare(
     let keys_dir_s = format!("{}/", keys_dir.display());
     let pid_file = scratch.path("sshd.pid").to_string_lossy().into_owned();
     let input = AdaptInput {
+        purpose: sshd_config::Purpose::Live,
         host_key: &host_key,
         declared_host_keys: &declared,
         keys_dir: &keys_dir_s,
