@@ -180,11 +180,14 @@ impl Cmd {
                 let mnt = mnt.as_ref().map(|(f, _)| f.clone());
                 std::thread::scope(|s| {
                     s.spawn(move || {
+                        // Opened first: a private mount namespace made before the network
+                        // namespace was added does not see its /run/netns handle.
+                        let net = path.map(File::open).transpose()?;
                         if let Some(m) = mnt {
                             sys::enter_mount_ns(&m)?;
                         }
-                        if let Some(p) = path {
-                            sys::enter_netns(&p)?;
+                        if let Some(f) = net {
+                            sys::enter_netns_file(&f)?;
                         }
                         c.spawn()
                     })

@@ -53,7 +53,12 @@ pub fn is_root() -> bool {
 /// Move the CALLING THREAD into the network namespace at `path` (e.g. /run/netns/NAME).
 /// Only use on a thread dedicated to that namespace: it never moves back.
 pub fn enter_netns(path: &Path) -> io::Result<()> {
-    let f = File::open(path)?;
+    enter_netns_file(&File::open(path)?)
+}
+
+/// `enter_netns` with the namespace already open (e.g. opened before entering a mount
+/// namespace where /run/netns does not show it).
+pub fn enter_netns_file(f: &File) -> io::Result<()> {
     // SAFETY: a valid open fd and a namespace type constant.
     check(unsafe { setns(f.as_raw_fd(), CLONE_NEWNET) })
 }

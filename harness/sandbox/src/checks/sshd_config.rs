@@ -318,6 +318,20 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
     Ok(out)
 }
 
+/// `line` added to the global section (before the first Match block, where sshd reads it for
+/// every connection).
+pub fn add_global_line(text: &str, line: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| {
+            split_keyword(l).is_some_and(|(_, k, _)| k.eq_ignore_ascii_case("match"))
+        })
+        .unwrap_or(lines.len());
+    lines.insert(at, line);
+    lines.join("\n") + "\n"
+}
+
 /// Weak lines put FIRST in a copy of the config: sshd keeps the first value it reads, so
 /// these win. The probes must catch every one of them on the control server.
 pub fn weak_control(adapted: &str, extra_allowed_user: &str) -> String {

@@ -690,6 +690,7 @@ pub fn known_algorithms(run: Runner, ssh: &str) -> Result<BTreeMap<String, BTree
 /// Returns the adaptations; fit it to this sshd next ([`fit_to_this_sshd`]).
 pub fn write_dump_config(
     rendered: &str,
+    declared: &[(String, String, Option<u32>)],
     known: &BTreeMap<String, BTreeSet<String>>,
     host_key: sshd_config::HostKeyFn,
     cfg: &Path,
@@ -697,7 +698,7 @@ pub fn write_dump_config(
     let input = AdaptInput {
         purpose: Purpose::Dump,
         host_key,
-        declared_host_keys: &[],
+        declared_host_keys: declared,
         keys_dir: "",
         pid_file: "",
         known,
@@ -705,6 +706,25 @@ pub fn write_dump_config(
     let adapted = adapt(rendered, &input)?;
     crate::context::write_file(cfg, &adapted.text, 0o600).map_err(|e| e.to_string())?;
     Ok(adapted.adaptations)
+}
+
+/// `services.openssh.hostKeys` as (path, type, bits): how the adaptation tells each HostKey's type.
+pub fn declared_host_keys(projection: &Value) -> Vec<(String, String, Option<u32>)> {
+    projection
+        .pointer("/options/services.openssh.hostKeys")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| {
+                    Some((
+                        k.get("path")?.as_str()?.to_string(),
+                        k.get("type")?.as_str()?.to_string(),
+                        k.get("bits").and_then(Value::as_u64).map(|b| b as u32),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Match criteria newer OpenSSH releases know and 9.2 rejects ("Bad Match condition").
@@ -920,7 +940,7 @@ fn confirm_with(
         Ok(key_s.clone())
     };
     let cfg = work.0.join("sshd_config");
-    let adapted = write_dump_config(rendered, &known, &host_key, &cfg)
+    let adapted = write_dump_config(rendered, &declared_host_keys(projection), &known, &host_key, &cfg)
         .map_err(|e| (format!("the rendered file cannot be run here: {e}"), adaptations.clone()))?;
     adaptations.extend(adapted);
     let version = sshd_version(run, sshd, Some(ssh));
