@@ -28,6 +28,8 @@ extern "C" {
 pub const CLONE_FS: c_int = 0x0000_0200;
 pub const CLONE_NEWNS: c_int = 0x0002_0000;
 pub const CLONE_NEWNET: c_int = 0x4000_0000;
+const MS_RDONLY: c_ulong = 1;
+const MS_REMOUNT: c_ulong = 32;
 const MS_BIND: c_ulong = 4096;
 const MS_REC: c_ulong = 16384;
 const MS_PRIVATE: c_ulong = 1 << 18;
@@ -87,6 +89,18 @@ pub fn bind_mount(src: &Path, dst: &Path) -> io::Result<()> {
     let (s, d) = (c_path(src)?, c_path(dst)?);
     // SAFETY: valid C strings; a bind mount ignores fstype and data.
     check(unsafe { mount(s.as_ptr(), d.as_ptr(), std::ptr::null(), MS_BIND, std::ptr::null()) })
+}
+
+/// Bind-mount `src` (with its submounts) on `dst`, read-only, in the calling thread's mount
+/// namespace.
+pub fn bind_mount_readonly(src: &Path, dst: &Path) -> io::Result<()> {
+    let (s, d) = (c_path(src)?, c_path(dst)?);
+    // SAFETY: valid C strings; a bind mount ignores fstype and data.
+    check(unsafe { mount(s.as_ptr(), d.as_ptr(), std::ptr::null(), MS_BIND | MS_REC, std::ptr::null()) })?;
+    // SAFETY: as above; a read-only remount of that bind mount.
+    check(unsafe {
+        mount(std::ptr::null(), d.as_ptr(), std::ptr::null(), MS_REMOUNT | MS_BIND | MS_RDONLY, std::ptr::null())
+    })
 }
 
 /// Mount a fresh tmpfs on `dst` in the calling thread's mount namespace.

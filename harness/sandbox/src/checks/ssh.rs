@@ -321,6 +321,8 @@ struct Client<'a> {
     host: String,
     /// The client address it connects from (a connection's client address), if not the default.
     bind: Option<String>,
+    /// The key it logs in with (the run's client key, or the admin's).
+    key: PathBuf,
 }
 
 impl Client<'_> {
@@ -332,6 +334,7 @@ impl Client<'_> {
             prep,
             host: "127.0.0.1".into(),
             bind: None,
+            key: prep.key.clone(),
         }
     }
 
@@ -389,7 +392,7 @@ impl Client<'_> {
             "PreferredAuthentications=publickey",
             "-i",
         ])
-        .arg(self.prep.key.to_string_lossy())
+        .arg(self.key.to_string_lossy())
     }
 
     fn exec(&self, c: &Cmd) -> Result<Output, String> {
@@ -497,7 +500,7 @@ impl Client<'_> {
     }
 
     fn key_login(&self, name: &'static str, user: &str) -> Probe {
-        self.key_login_with(name, user, &self.prep.key)
+        self.key_login_with(name, user, &self.key)
     }
 
     fn key_login_with(&self, name: &'static str, user: &str, key: &Path) -> Probe {
@@ -699,7 +702,7 @@ impl Client<'_> {
             .ctx
             .tool("ssh-add")
             .env("SSH_AUTH_SOCK", sock.to_string_lossy())
-            .arg(self.prep.key.to_string_lossy());
+            .arg(self.key.to_string_lossy());
         // The socket file appears at bind(), a moment before the agent listens.
         let mut added = self.ctx.run(&add, PROBE_TIMEOUT);
         for _ in 0..50 {
@@ -725,7 +728,7 @@ impl Client<'_> {
             .arg("-o")
             .arg(format!("IdentityAgent={}", sock.display()))
             .arg("-i")
-            .arg(self.prep.key.with_extension("pub").to_string_lossy())
+            .arg(self.key.with_extension("pub").to_string_lossy())
             .arg(self.dest(user))
             .arg("echo SOCK=${SSH_AUTH_SOCK:-unset}");
         let command_base = c.display();
@@ -769,7 +772,7 @@ impl Client<'_> {
         let c = self
             .base("sftp")
             .args(["-o", "BatchMode=yes", "-o", "IdentityAgent=none", "-i"])
-            .arg(self.prep.key.to_string_lossy())
+            .arg(self.key.to_string_lossy())
             .args(["-b", "-"])
             .arg(self.dest(user))
             .stdin("pwd\n");
@@ -1205,6 +1208,7 @@ fn run_inner(
         client.host = host.clone();
         client.bind = Some(bind.clone());
         client.port = admin_ctx.map(|(_, c)| c.lport).unwrap_or(server.port);
+        client.key = prep.admin_key.clone().ok_or("no admin key was installed")?;
         rec.note(format!(
             "the live probes log in as {} from {bind} to {host}: AllowUsers admits neither the run's users nor root",
             login.user

@@ -355,8 +355,8 @@ pub fn weak_control(adapted: &str, extra_allowed_user: &str) -> String {
             .any(|(_, k, _)| k.eq_ignore_ascii_case(kw))
     };
     if has("AllowUsers") {
-        // AllowUsers lines add up; this admits the test user next to the rendered ones.
-        head.push(format!("AllowUsers {extra_allowed_user}"));
+        // AllowUsers lines add up; this admits the test user and root next to the rendered ones.
+        head.push(format!("AllowUsers {extra_allowed_user} root"));
     }
     if !adapted
         .lines()
@@ -476,7 +476,7 @@ mod tests {
             c.find("PasswordAuthentication yes").unwrap()
                 < c.find("PasswordAuthentication no").unwrap()
         );
-        assert!(c.contains("AllowUsers pzs1u\n") && c.contains("Subsystem sftp"));
+        assert!(c.contains("AllowUsers pzs1u root\n") && c.contains("Subsystem sftp"));
     }
 
     #[test]

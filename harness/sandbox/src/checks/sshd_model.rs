@@ -399,7 +399,7 @@ pub fn account_files(projection: &Value, extra: &HostLines) -> Result<AccountFil
         .join("\n")
         + "\n";
     out.adaptations.push(format!(
-        "/etc/passwd, /etc/group, /etc/shadow generated from effective.accounts ({} accounts: {}) and bind-mounted for sshd only, in a private mount namespace (the host's files and users are untouched)",
+        "/etc/passwd, /etc/group, /etc/shadow generated from effective.accounts ({} accounts: {}) put in place for sshd only, in a private mount namespace whose /etc is the host's with these three files (the host's files and users are untouched)",
         out.accounts.len(),
         out.accounts.join(", ")
     ));
@@ -425,43 +425,67 @@ pub fn account_files(projection: &Value, extra: &HostLines) -> Result<AccountFil
     Ok(out)
 }
 
-/// A private mount namespace where the generated account files are bind-mounted over /etc's.
-/// It lives as long as this handle (and any process started in it).
+/// A private mount namespace whose /etc is the host's with the generated passwd, group and
+/// shadow in place. It lives as long as this handle (and any process started in it).
+///
+/// /etc is replaced as a whole, not file by file: the host's useradd/groupadd (other runs,
+/// other tools) rename new files over /etc/passwd and /etc/group, and a rename over a file
+/// detaches every mount on it, in every namespace. The replacement is a directory on a tmpfs
+/// private to the namespace: the generated files, and a symbolic link to a read-only bind of
+/// the host's /etc for every other entry.
 pub struct AccountsNs {
     handle: Arc<File>,
     pub notes: Vec<String>,
 }
 
 /// How commands run in the namespace are shown in the evidence.
-pub const NS_SHOWN: &str = "unshare -m --propagation private (accounts bound over /etc/passwd,group,shadow) --";
+pub const NS_SHOWN: &str =
+    "unshare -m --propagation private (/etc with the configuration's passwd, group, shadow) --";
+
+/// The generated account files.
+const ACCOUNT_FILES: &[&str] = &["passwd", "group", "shadow"];
 
 impl AccountsNs {
-    /// Write the files below `dir` and build the namespace. With `privsep_overlay`, a missing
+    /// Build the namespace below `dir` (an empty directory is left there on the host; the
+    /// namespace's own files live on a tmpfs only it sees). With `privsep_overlay`, a missing
     /// /run/sshd (which sshd requires even for -T) is provided inside the namespace only, on a
     /// tmpfs over /run.
     pub fn create(dir: &Path, files: &AccountFiles, privsep_overlay: bool) -> Result<AccountsNs, String> {
-        let etc = dir.join("etc");
-        fs::create_dir_all(&etc).map_err(|e| format!("{}: {e}", etc.display()))?;
-        fs::set_permissions(&etc, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
-        let mut pairs = vec![];
-        for (name, text, mode) in [
-            ("passwd", &files.passwd, 0o644),
-            ("group", &files.group, 0o644),
-            ("shadow", &files.shadow, 0o600),
-        ] {
-            let p = etc.join(name);
-            crate::context::write_file(&p, text, mode).map_err(|e| format!("{}: {e}", p.display()))?;
-            pairs.push((p, PathBuf::from("/etc").join(name)));
-        }
+        let root = dir.join("accounts-ns");
+        fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
         let overlay = privsep_overlay && !Path::new("/run/sshd").is_dir();
         let made = std::thread::scope(|sc| {
             sc.spawn(|| -> io::Result<File> {
                 sys::private_mount_namespace()?;
-                for (src, dst) in &pairs {
-                    sys::bind_mount(src, dst).map_err(|e| {
-                        io::Error::new(e.kind(), format!("bind {} over {}: {e}", src.display(), dst.display()))
-                    })?;
+                sys::mount_tmpfs(&root, "mode=755,size=4m")?;
+                let host = root.join("host-etc");
+                let etc = root.join("etc");
+                fs::create_dir(&host)?;
+                fs::create_dir(&etc)?;
+                fs::set_permissions(&etc, fs::Permissions::from_mode(0o755))?;
+                sys::bind_mount_readonly(Path::new("/etc"), &host)?;
+                for entry in fs::read_dir(&host)? {
+                    let entry = entry?;
+                    let name = entry.file_name();
+                    if ACCOUNT_FILES.iter().any(|f| name == *f) {
+                        continue;
+                    }
+                    let at = etc.join(&name);
+                    // A host symlink keeps its own target (e.g. mtab → ../proc/self/mounts).
+                    let target = match fs::read_link(entry.path()) {
+                        Ok(t) => t,
+                        Err(_) => host.join(&name),
+                    };
+                    std::os::unix::fs::symlink(target, at)?;
                 }
+                for (name, text, mode) in [
+                    ("passwd", &files.passwd, 0o644),
+                    ("group", &files.group, 0o644),
+                    ("shadow", &files.shadow, 0o600),
+                ] {
+                    crate::context::write_file(&etc.join(name), text, mode)?;
+                }
+                sys::bind_mount(&etc, Path::new("/etc"))?;
                 if overlay {
                     sys::mount_tmpfs(Path::new("/run"), "mode=755,size=1m")?;
                     fs::create_dir_all("/run/sshd")?;
