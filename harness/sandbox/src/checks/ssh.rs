@@ -987,11 +987,21 @@ pub fn run(
     let mut rec = Recorder::new(CheckId::Sshd);
     let mut audit = Recorder::new(CheckId::SshAudit);
     let outcome = run_inner(ctx, shared, p, rendered, &tools_ok, &mut rec, &mut audit);
+    let mut unsupported = None;
     let summary = match outcome {
         Ok(s) => s,
         Err(e) => {
-            rec.fail("could not run the ssh checks", e.clone());
-            audit.fail("could not run the ssh checks", e);
+            match sshd_model::newer_feature(&e) {
+                // This OpenSSH cannot read what NixOS's can: the tier cannot judge, and says so.
+                Some(f) => unsupported = Some(format!(
+                    "this OpenSSH ({}) cannot read the rendered sshd_config, NixOS's OpenSSH can: it uses {f}",
+                    ctx.tools.versions.get("openssh").cloned().unwrap_or_default()
+                )),
+                None => {
+                    rec.fail("could not run the ssh checks", e.clone());
+                    audit.fail("could not run the ssh checks", e);
+                }
+            }
             String::new()
         }
     };
@@ -1002,6 +1012,15 @@ pub fn run(
         } else {
             std::mem::replace(&mut audit, Recorder::new(CheckId::SshAudit))
                 .finish("ssh-audit finds nothing to fault", ms)
+        };
+        let r = match &unsupported {
+            Some(why) => CheckResult {
+                status: crate::model::Status::Skipped,
+                skip_kind: Some(SkipKind::Unsupported),
+                summary: why.clone(),
+                ..r
+            },
+            None => r,
         };
         results.push(r);
     }

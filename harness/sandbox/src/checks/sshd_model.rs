@@ -751,24 +751,22 @@ pub fn declared_host_keys(projection: &Value) -> Vec<(String, String, Option<u32
         .unwrap_or_default()
 }
 
-/// Match criteria newer OpenSSH releases know and 9.2 rejects ("Bad Match condition").
-pub const NEWER_CRITERIA: &[(&str, &str)] = &[
-    ("invalid-user", "10.0"),
-    ("version", "10.0"),
-    ("sessiontype", "10.0"),
-    ("command", "10.0"),
-];
+/// Match criteria newer OpenSSH releases know and 9.2 rejects ("Missing Match criteria for
+/// invalid-user": it takes no argument there; "Unsupported Match attribute version").
+pub const NEWER_CRITERIA: &[(&str, &str)] = &[("invalid-user", "10.0"), ("version", "10.0")];
 
 /// When sshd -t's refusal is a feature only a newer OpenSSH has: which one.
 pub fn newer_feature(message: &str) -> Option<String> {
     let lower = message.to_ascii_lowercase();
-    NEWER_CRITERIA
-        .iter()
-        .find(|(c, _)| {
-            lower.contains(&format!("match criteria for {c}"))
-                || lower.contains(&format!("attribute {c}"))
-        })
-        .map(|(c, since)| format!("`Match {c}` (OpenSSH {since})"))
+    if let Some((c, since)) = NEWER_CRITERIA.iter().find(|(c, _)| {
+        lower.contains(&format!("match criteria for {c}")) || lower.contains(&format!("match attribute {c}"))
+    }) {
+        return Some(format!("`Match {c}` (OpenSSH {since})"));
+    }
+    // `Match User=x`: criterion=value is newer syntax for `Match User x`.
+    let attr = lower.split("unsupported match attribute ").nth(1)?.split_whitespace().next()?;
+    attr.contains('=')
+        .then(|| format!("`Match {attr}` (criterion=value, OpenSSH 10.0)"))
 }
 
 /// Whether sshd starts with this file, as the model says (no `errors`) and as `sshd -t` says.
@@ -1126,6 +1124,16 @@ mod tests {
             }]
         );
         assert_eq!(m.contexts[0].spec(), "user=root,host=10.0.0.1,addr=10.0.0.1,laddr=10.0.0.2,lport=22");
+    }
+
+    #[test]
+    fn refusals_that_only_a_newer_openssh_would_not_make_are_told_apart() {
+        assert_eq!(
+            newer_feature("Missing Match criteria for Invalid-User\nc line 6: Bad Match condition").unwrap(),
+            "`Match invalid-user` (OpenSSH 10.0)"
+        );
+        assert!(newer_feature("Unsupported Match attribute user=ops").unwrap().contains("criterion=value"));
+        assert_eq!(newer_feature("line 38: Directive 'DSAAuthentication' is not allowed within a Match block"), None);
     }
 
     #[test]
