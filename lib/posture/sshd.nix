@@ -86,8 +86,9 @@ let
     let l = toLower v; in
     if elem kw [ "allowtcpforwarding" "allowstreamlocalforwarding" ] && l == "all" then "yes"
     else if kw == "permitrootlogin" && l == "without-password" then "prohibit-password"
-    # Log levels are names sshd prints in capitals, however they are written (`sshd -T`).
-    else if kw == "loglevel" then lib.toUpper v
+    # Log levels are names sshd prints in capitals, however they are written, DEBUG1 by its
+    # first name DEBUG (log.c's table; `sshd -T`).
+    else if kw == "loglevel" then (let u = lib.toUpper v; in if u == "DEBUG1" then "DEBUG" else u)
     else if elem kw [ "authorizedkeysfile" "authorizedkeyscommand" "forcecommand" "chrootdirectory"
       "authorizedprincipalsfile" "trustedusercakeys" "allowusers" "denyusers" "allowgroups" "denygroups" "authenticationmethods" ] then v
     else l;

@@ -619,6 +619,9 @@ pub fn normalise(kw: &str, printed: Option<&Vec<String>>) -> Option<String> {
     Some(match (kw, v.as_str()) {
         ("allowtcpforwarding" | "allowstreamlocalforwarding", "all") => "yes".into(),
         ("permitrootlogin", "without-password") => "prohibit-password".into(),
+        // Debian's OpenSSH has a SILENT level of its own and prints QUIET by that name;
+        // upstream's log.c (NixOS) knows only QUIET.
+        ("loglevel", "SILENT") => "QUIET".into(),
         _ => v,
     })
 }
@@ -1095,6 +1098,7 @@ mod tests {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(normalise("permitrootlogin", Some(&v(&["without-password"]))).unwrap(), "prohibit-password");
         assert_eq!(normalise("allowtcpforwarding", Some(&v(&["all"]))).unwrap(), "yes");
+        assert_eq!(normalise("loglevel", Some(&v(&["SILENT"]))).unwrap(), "QUIET");
         assert_eq!(normalise("allowusers", Some(&v(&["root", "cadey"]))).unwrap(), "root cadey");
         assert_eq!(normalise("allowusers", None).unwrap(), "");
         assert_eq!(normalise("kerberosauthentication", None), None);
