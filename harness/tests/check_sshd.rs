@@ -135,3 +135,26 @@ fn a_disagreement_is_an_ssh_model_agrees_violation_naming_connections_and_values
         "{human}"
     );
 }
+
+#[test]
+fn use_pam_off_with_a_passwordless_root_has_no_admin_path() {
+    // sshd refuses a locked account without PAM; check must say so (no root needed: the model).
+    let dir = tempfile::tempdir().unwrap();
+    let m = module(
+        &dir,
+        "host.nix",
+        "{ lib, ... }: { imports = [ {repo}/examples/bastion ]; services.openssh.settings.UsePAM = lib.mkForce false; paranoid.adminPath.guard = false; }",
+    );
+    let (code, r, _) = check_module(&m, "maximum");
+    assert_eq!(code, Some(1));
+    let v = r["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["invariant"] == "admin.path")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert!(
+        v["message"].as_str().unwrap().contains("UsePAM no and its password is locked"),
+        "{v}"
+    );
+}

@@ -138,3 +138,29 @@ fn a_model_that_disagrees_with_sshd_fails_the_check() {
         "{ev}"
     );
 }
+
+#[test]
+fn without_pam_a_locked_account_is_refused_as_the_model_says() {
+    // UsePAM no: sshd itself refuses an account whose /etc/shadow entry is locked ("!", what
+    // NixOS writes for an account without a password), key or not. Found by the live admin
+    // login; the model now says so, and the host has no admin path.
+    let (code, r, ev) = sshd_on(
+        "bastion",
+        "  services.openssh.settings.UsePAM = lib.mkForce false;\n  paranoid.adminPath.guard = false;",
+        &[],
+    );
+    assert_eq!((code, status(&r)), (1, "fail".into()), "{ev}");
+    assert!(
+        ev.contains("[false] no admin path")
+            && ev.contains("root: sshd refuses root: UsePAM no and its password is locked"),
+        "{ev}"
+    );
+    // With a password hash root is not locked: the model admits it and so does the live sshd.
+    let (code, r, ev) = sshd_on(
+        "bastion",
+        "  services.openssh.settings.UsePAM = lib.mkForce false;\n  users.users.root.hashedPassword = \"$6$paranoid$Q0bQ5uM2oWJp7x1Jf3wqzv7f2Kc6o0mX3h8gkQm9o4s3rJ1Yp2e7VvXy8zN5tL6uQ1aR0bS2cT3dU4eV5fW6g.\";",
+        &[],
+    );
+    assert_eq!((code, status(&r)), (0, "pass".into()), "{ev}");
+    assert!(ev.contains("[true] the admin path's first account root logs in"), "{ev}");
+}

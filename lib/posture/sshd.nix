@@ -354,7 +354,10 @@ let
         ++ optional denyG "DenyGroups ${val "denygroups"} names one of its groups"
         ++ optional (allowG != [ ] && !(any (g: any (p: net.patternList { } p g == 1) allowG) ctx.groups)) "AllowGroups ${val "allowgroups"} names none of its groups ([${toString ctx.groups}])"
         ++ optional (ctx.user == "root" && rootMode == "no") "PermitRootLogin no"
-        ++ optional (ctx.user == "root" && rootMode == "forced-commands-only") "PermitRootLogin forced-commands-only (only keys with a forced command)";
+        ++ optional (ctx.user == "root" && rootMode == "forced-commands-only") "PermitRootLogin forced-commands-only (only keys with a forced command)"
+        # Without PAM, sshd itself refuses a locked account ("!" in /etc/shadow), key or not.
+        ++ optional (val "usepam" == "no" && (accounts.accounts.${ctx.user}.locked or false))
+          "UsePAM no and its password is locked (NixOS writes \"!\" to /etc/shadow for an account without one): sshd refuses a locked account even with a key (leave services.openssh.settings.UsePAM on, or give ${ctx.user} a password hash)";
       keyReasons =
         optional (val "pubkeyauthentication" != "yes") "PubkeyAuthentication ${val "pubkeyauthentication"}"
         ++ optional (!keyAlone) "AuthenticationMethods ${methods} needs more than a key";

@@ -340,6 +340,9 @@ pub fn weak_control(adapted: &str, extra_allowed_user: &str) -> String {
             .to_string(),
         "PasswordAuthentication yes".into(),
         "KbdInteractiveAuthentication yes".into(),
+        // keyboard-interactive logins go through PAM on Linux: a file with UsePAM no would
+        // leave that probe nothing to catch.
+        "UsePAM yes".into(),
         "AuthenticationMethods any".into(),
         "PermitRootLogin yes".into(),
         "AllowTcpForwarding yes".into(),

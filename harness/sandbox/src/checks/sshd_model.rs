@@ -364,11 +364,13 @@ pub fn account_files(projection: &Value, extra: &HostLines) -> Result<AccountFil
         }
         let home = a.get("home").and_then(Value::as_str).unwrap_or("/var/empty");
         passwd.push((uid, format!("{name}:x:{uid}:{gid}::{home}:/bin/sh")));
-        let pw = if a.get("password").is_some_and(|p| !p.is_null()) {
-            "*"
-        } else {
-            "!"
+        // Locked as NixOS writes it ("!": no password reaches the account), which sshd obeys
+        // under UsePAM no; otherwise a hash nobody can match (the real one is not known here).
+        let locked = match a.get("locked").and_then(Value::as_bool) {
+            Some(l) => l,
+            None => a.get("password").map_or(true, Value::is_null),
         };
+        let pw = if locked { "!" } else { "*" };
         shadow.push(format!("{name}:{pw}:1::::::"));
         out.accounts.push(name.clone());
     }
@@ -410,7 +412,7 @@ pub fn account_files(projection: &Value, extra: &HostLines) -> Result<AccountFil
         ));
     }
     out.adaptations.push(
-        "every account's login shell is /bin/sh (NixOS's shells live in its store); passwords are \"!\" (none, as NixOS writes it) or \"*\" (one the configuration sets, not known here)"
+        "every account's login shell is /bin/sh (NixOS's shells live in its store); passwords are \"!\" where NixOS writes a locked one (no password reaches the account) and \"*\" otherwise (the real hash is not known here)"
             .into(),
     );
     if !extra.passwd.is_empty() {
