@@ -110,6 +110,7 @@ fn prepare(
     users: &Users,
     label: &str,
     extra_hosts: &[(String, u16)],
+    keys_in_etc: bool,
     rec: &mut Recorder,
 ) -> Result<Prepared, String> {
     let known = shared.known.get_or_init(|| known_algorithms(ctx)).clone()?;
@@ -141,7 +142,17 @@ fn prepare(
             .map_err(|e| e.to_string())?;
         Ok(dst.to_string_lossy().into_owned())
     };
-    let keys_dir_s = format!("{}/", keys_dir.display());
+    // In sshd's own mount namespace /etc/ssh/authorized_keys.d is this directory, and the
+    // rendered AuthorizedKeysFile stays as it is; elsewhere (the weak control) the path changes.
+    let keys_dir_s = if keys_in_etc {
+        rec.adapt(format!(
+            "/etc/ssh/authorized_keys.d, in sshd's mount namespace only, is {} (the run's throwaway keys: the client key for root and the two test users, the admin's key for it alone); AuthorizedKeysFile stays as rendered",
+            keys_dir.display()
+        ));
+        sshd_config::NIXOS_KEYS_DIR.to_string()
+    } else {
+        format!("{}/", keys_dir.display())
+    };
     let pid_file = scratch.path("sshd.pid").to_string_lossy().into_owned();
     let input = AdaptInput {
         purpose: sshd_config::Purpose::Live,
@@ -838,6 +849,7 @@ fn control(
             users,
             "ssh-control",
             &[],
+            false,
             &mut scratch_rec,
         )?;
         let server = start_server(ctx, &prep, "sshd-control.log", None, &[], None)?;
@@ -1053,6 +1065,16 @@ fn run_inner(
     let admin = sshd_model::AdminPath::of(&p.projection)
         .ok_or("the projection has no effective.adminPath (it predates the admin-path analysis)")?;
 
+    // The admin path's first way in: its connection, for the live login.
+    let admin_ctx = admin
+        .paths
+        .first()
+        .and_then(|e| model.contexts.iter().find(|c| c.id == e.context).map(|c| (e, c)));
+    let extra_hosts: Vec<(String, u16)> = admin_ctx
+        .iter()
+        .map(|(_, c)| (c.laddr.clone(), c.lport))
+        .collect();
+    let mut prep = prepare(ctx, shared, p, rendered, &users, "ssh", &extra_hosts, true, rec)?;
     // The configuration's accounts, for sshd only (plus the run's throwaway users).
     let accounts_dir = ctx.scratch("ssh-accounts").map_err(|e| e.to_string())?;
     let mut host_users = vec![users.member.name.as_str(), users.outsider.name.as_str()];
@@ -1067,20 +1089,15 @@ fn run_inner(
     for a in &files.adaptations {
         rec.adapt(a);
     }
-    let ns = sshd_model::AccountsNs::create(&accounts_dir.dir, &files, false)?;
+    let ns = sshd_model::AccountsNs::create(
+        &accounts_dir.dir,
+        &files,
+        false,
+        Some(&prep.scratch.path("authorized_keys.d")),
+    )?;
     let run = |c: &Cmd, t: Duration| ctx.run(c, t);
     rec.note(sshd_model::check_nss(&run, &ns, &files)?);
 
-    // The admin path's first way in: its connection, for the live login.
-    let admin_ctx = admin
-        .paths
-        .first()
-        .and_then(|e| model.contexts.iter().find(|c| c.id == e.context).map(|c| (e, c)));
-    let extra_hosts: Vec<(String, u16)> = admin_ctx
-        .iter()
-        .map(|(_, c)| (c.laddr.clone(), c.lport))
-        .collect();
-    let mut prep = prepare(ctx, shared, p, rendered, &users, "ssh", &extra_hosts, rec)?;
     if let Some((e, c)) = admin_ctx {
         install_admin_key(ctx, &mut prep, e, c, rec)?;
     }

@@ -248,7 +248,7 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
                     })
                     .collect();
                 let new = toks.join(" ");
-                if changed {
+                if changed && input.keys_dir != NIXOS_KEYS_DIR {
                     out.adaptations.push(format!(
                         "AuthorizedKeysFile {value} → {new} (holds the throwaway test keys)"
                     ));

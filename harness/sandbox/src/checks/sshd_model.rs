@@ -447,12 +447,39 @@ pub const NS_SHOWN: &str =
 /// The generated account files.
 const ACCOUNT_FILES: &[&str] = &["passwd", "group", "shadow"];
 
+/// A symbolic link in `to` for every entry of `from` but those `skip` names; a symlink keeps its
+/// own target (mtab → ../proc/self/mounts stays right once `to` is mounted where `from` was).
+fn link_entries(from: &Path, to: &Path, skip: impl Fn(&str) -> bool) -> io::Result<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if skip(&name.to_string_lossy()) {
+            continue;
+        }
+        let target = match fs::read_link(entry.path()) {
+            Ok(t) => t,
+            Err(_) => from.join(&name),
+        };
+        std::os::unix::fs::symlink(target, to.join(&name))?;
+    }
+    Ok(())
+}
+
 impl AccountsNs {
     /// Build the namespace below `dir` (an empty directory is left there on the host; the
     /// namespace's own files live on a tmpfs only it sees). With `privsep_overlay`, a missing
     /// /run/sshd (which sshd requires even for -T) is provided inside the namespace only, on a
     /// tmpfs over /run.
-    pub fn create(dir: &Path, files: &AccountFiles, privsep_overlay: bool) -> Result<AccountsNs, String> {
+    ///
+    /// With `ssh_keys`, /etc/ssh is a directory too (every host entry linked) whose
+    /// `authorized_keys.d` is `ssh_keys`: the keys a test installs, where NixOS puts the declared
+    /// ones, without changing the rendered `AuthorizedKeysFile`.
+    pub fn create(
+        dir: &Path,
+        files: &AccountFiles,
+        privsep_overlay: bool,
+        ssh_keys: Option<&Path>,
+    ) -> Result<AccountsNs, String> {
         let root = dir.join("accounts-ns");
         fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
         let overlay = privsep_overlay && !Path::new("/run/sshd").is_dir();
@@ -466,19 +493,17 @@ impl AccountsNs {
                 fs::create_dir(&etc)?;
                 fs::set_permissions(&etc, fs::Permissions::from_mode(0o755))?;
                 sys::bind_mount_readonly(Path::new("/etc"), &host)?;
-                for entry in fs::read_dir(&host)? {
-                    let entry = entry?;
-                    let name = entry.file_name();
-                    if ACCOUNT_FILES.iter().any(|f| name == *f) {
-                        continue;
+                link_entries(&host, &etc, |n| {
+                    ACCOUNT_FILES.iter().any(|f| n == *f) || (ssh_keys.is_some() && n == "ssh")
+                })?;
+                if let Some(keys) = ssh_keys {
+                    let ssh = etc.join("ssh");
+                    fs::create_dir(&ssh)?;
+                    fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755))?;
+                    if host.join("ssh").is_dir() {
+                        link_entries(&host.join("ssh"), &ssh, |n| n == "authorized_keys.d")?;
                     }
-                    let at = etc.join(&name);
-                    // A host symlink keeps its own target (e.g. mtab → ../proc/self/mounts).
-                    let target = match fs::read_link(entry.path()) {
-                        Ok(t) => t,
-                        Err(_) => host.join(&name),
-                    };
-                    std::os::unix::fs::symlink(target, at)?;
+                    std::os::unix::fs::symlink(keys, ssh.join("authorized_keys.d"))?;
                 }
                 for (name, text, mode) in [
                     ("passwd", &files.passwd, 0o644),
@@ -958,7 +983,7 @@ fn confirm_with(
     };
     let files = account_files(projection, &extra).map_err(plain)?;
     let mut adaptations = files.adaptations.clone();
-    let ns = AccountsNs::create(&work.0, &files, true).map_err(|e| (e, adaptations.clone()))?;
+    let ns = AccountsNs::create(&work.0, &files, true, None).map_err(|e| (e, adaptations.clone()))?;
     adaptations.extend(ns.notes.iter().cloned());
     check_nss(run, &ns, &files).map_err(|e| (e, adaptations.clone()))?;
     let key_s = key.to_string_lossy().into_owned();
