@@ -17,14 +17,21 @@ fn require_root() {
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|r| r.split_whitespace().nth(1))
         .unwrap();
-    assert_eq!(uid, "0", "check asks sshd only as root: these tests need root");
+    assert_eq!(
+        uid, "0",
+        "check asks sshd only as root: these tests need root"
+    );
 }
 
 #[test]
 fn bastion_is_confirmed_by_sshd_for_every_connection() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
-    let m = module(&dir, "host.nix", "{ imports = [ {repo}/examples/bastion ]; }");
+    let m = module(
+        &dir,
+        "host.nix",
+        "{ imports = [ {repo}/examples/bastion ]; }",
+    );
     let (code, r, err) = check_module(&m, "maximum");
     assert_eq!(code, Some(0), "{r:#}\n{err}");
     let v = &r["judgedBy"]["sshd"];
@@ -34,12 +41,25 @@ fn bastion_is_confirmed_by_sshd_for_every_connection() {
     assert!(v["sshd"].as_str().unwrap().starts_with("OpenSSH "), "{v:#}");
     assert!(v["disagreements"].as_array().unwrap().is_empty());
     let adaptations = v["adaptations"].to_string();
-    assert!(adaptations.contains("dropped mlkem768x25519-sha256"), "{adaptations}");
-    assert!(r["checked"].as_array().unwrap().contains(&Value::from("ssh.model-agrees")));
+    assert!(
+        adaptations.contains("dropped mlkem768x25519-sha256"),
+        "{adaptations}"
+    );
+    assert!(r["checked"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("ssh.model-agrees")));
 
-    let out = harness().args(["check", "--module"]).arg(&m).output().unwrap();
+    let out = harness()
+        .args(["check", "--module"])
+        .arg(&m)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("sshd: ")).unwrap_or_else(|| panic!("{text}"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("sshd: "))
+        .unwrap_or_else(|| panic!("{text}"));
     assert!(
         line.starts_with("sshd: judged by paranoid's model, confirmed by sshd -T -C (OpenSSH ")
             && line.ends_with(") for 6 connections"),
@@ -54,10 +74,21 @@ fn without_sshd_installed_check_says_the_model_judged_alone_and_why() {
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     std::os::unix::fs::symlink(common::which_nix(), bin.join("nix")).unwrap();
-    let m = module(&dir, "host.nix", "{ imports = [ {repo}/examples/bastion ]; }");
+    let m = module(
+        &dir,
+        "host.nix",
+        "{ imports = [ {repo}/examples/bastion ]; }",
+    );
     let out = harness()
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .args(["check", "--format", "json", "--profile", "maximum", "--module"])
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--profile",
+            "maximum",
+            "--module",
+        ])
         .arg(&m)
         .output()
         .unwrap();
@@ -69,8 +100,15 @@ fn without_sshd_installed_check_says_the_model_judged_alone_and_why() {
         why.contains("not installed") || why.contains("needs root"),
         "{why}"
     );
-    assert!(!r["checked"].as_array().unwrap().contains(&Value::from("ssh.model-agrees")));
-    assert_eq!(out.status.code(), Some(0), "not being able to ask sshd is not a violation");
+    assert!(!r["checked"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("ssh.model-agrees")));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "not being able to ask sshd is not a violation"
+    );
 }
 
 #[test]
@@ -82,7 +120,11 @@ fn an_include_leaves_sshd_to_the_model_and_says_why() {
         "host.nix",
         "{ imports = [ {repo}/examples/bastion ]; services.openssh.extraConfig = \"Include /var/lib/appliance/sshd_override.conf\\n\"; }",
     );
-    let out = harness().args(["check", "--module"]).arg(&m).output().unwrap();
+    let out = harness()
+        .args(["check", "--module"])
+        .arg(&m)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("sshd: judged by paranoid's model only (the model cannot judge this sshd_config, so neither can sshd here: line ")
@@ -96,7 +138,11 @@ fn a_disagreement_is_an_ssh_model_agrees_violation_naming_connections_and_values
     require_root();
     // The model of a real projection, broken on purpose for root's connections.
     let dir = tempfile::tempdir().unwrap();
-    let m = module(&dir, "host.nix", "{ imports = [ {repo}/examples/bastion ]; }");
+    let m = module(
+        &dir,
+        "host.nix",
+        "{ imports = [ {repo}/examples/bastion ]; }",
+    );
     let out = harness()
         .args(["eval", "--format", "json", "--module"])
         .arg(&m)
@@ -123,7 +169,8 @@ fn a_disagreement_is_an_ssh_model_agrees_violation_naming_connections_and_values
     let v = &result.violations[0];
     assert_eq!(v.invariant, "ssh.model-agrees");
     assert!(
-        v.message.contains("disagree on maxauthtries for root@loopback:22, root@vpn:22, root@public:22")
+        v.message
+            .contains("disagree on maxauthtries for root@loopback:22, root@vpn:22, root@public:22")
             && v.message.contains("the model says \"6\", sshd says \"3\""),
         "{}",
         v.message
@@ -131,7 +178,8 @@ fn a_disagreement_is_an_ssh_model_agrees_violation_naming_connections_and_values
     assert!(v.fix.contains("lib/posture/sshd.nix"), "{}", v.fix);
     let human = paranoid_harness::report::check_human(&result);
     assert!(
-        human.contains("which sshd -T -C (OpenSSH ") && human.contains("contradicts on 6 of 6 connections"),
+        human.contains("which sshd -T -C (OpenSSH ")
+            && human.contains("contradicts on 6 of 6 connections"),
         "{human}"
     );
 }
@@ -154,7 +202,10 @@ fn use_pam_off_with_a_passwordless_root_has_no_admin_path() {
         .find(|v| v["invariant"] == "admin.path")
         .unwrap_or_else(|| panic!("{r:#}"));
     assert!(
-        v["message"].as_str().unwrap().contains("UsePAM no and its password is locked"),
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("UsePAM no and its password is locked"),
         "{v}"
     );
 }

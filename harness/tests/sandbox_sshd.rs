@@ -37,11 +37,15 @@ fn without_a_root_key_the_wheel_admin_logs_in_over_the_live_sshd() {
     );
     assert_eq!((code, status(&r)), (0, "pass".into()), "{ev}");
     assert!(
-        ev.contains("[true] the admin path's first account cadey logs in over the live sshd from vpn")
-            && ev.contains("LOGIN_OK user=cadey"),
+        ev.contains(
+            "[true] the admin path's first account cadey logs in over the live sshd from vpn"
+        ) && ev.contains("LOGIN_OK user=cadey"),
         "{ev}"
     );
-    assert!(ev.contains("admin path: cadey over vpn") && ev.contains("root through sudo"), "{ev}");
+    assert!(
+        ev.contains("admin path: cadey over vpn") && ev.contains("root through sudo"),
+        "{ev}"
+    );
     assert!(ev.contains("installed for cadey alone"), "{ev}");
 }
 
@@ -56,7 +60,11 @@ fn allow_users_naming_only_the_admin_no_longer_skips_the_live_probes() {
     );
     assert_eq!((code, status(&r)), (0, "pass".into()), "{ev}");
     assert!(ev.contains("the live probes log in as cadey"), "{ev}");
-    for probe in ["[true] forward -W refused", "[true] agent forwarding refused", "[true] key login works for the allowed user cadey"] {
+    for probe in [
+        "[true] forward -W refused",
+        "[true] agent forwarding refused",
+        "[true] key login works for the allowed user cadey",
+    ] {
         assert!(ev.contains(probe), "{probe}: {ev}");
     }
 }
@@ -96,7 +104,10 @@ fn a_match_address_block_only_sshd_t_c_sees_fails_the_check() {
             && ev.contains("passwordauthentication yes (promised no)"),
         "{ev}"
     );
-    assert!(ev.contains("[true] paranoid's model agrees with sshd"), "{ev}");
+    assert!(
+        ev.contains("[true] paranoid's model agrees with sshd"),
+        "{ev}"
+    );
 }
 
 #[test]
@@ -111,7 +122,9 @@ fn match_group_applies_to_the_configurations_own_wheel_members() {
     assert_eq!((code, status(&r)), (1, "fail".into()), "{ev}");
     assert!(
         ev.contains("cadey@vpn:22")
-            && ev.contains("authorizedkeysfile reads keys from the home directory: .ssh/authorized_keys"),
+            && ev.contains(
+                "authorizedkeysfile reads keys from the home directory: .ssh/authorized_keys"
+            ),
         "{ev}"
     );
 }
@@ -133,8 +146,9 @@ fn a_model_that_disagrees_with_sshd_fails_the_check() {
     let ev = evidence_text(check(&r, "sshd"));
     assert_eq!((code, status(&r)), (1, "fail".into()), "{ev}");
     assert!(
-        ev.contains("[false] paranoid's model disagrees with sshd for root@vpn:22 on x11forwarding")
-            && ev.contains("model: \"yes\"; sshd -T -C: \"no\""),
+        ev.contains(
+            "[false] paranoid's model disagrees with sshd for root@vpn:22 on x11forwarding"
+        ) && ev.contains("model: \"yes\"; sshd -T -C: \"no\""),
         "{ev}"
     );
 }
@@ -162,5 +176,8 @@ fn without_pam_a_locked_account_is_refused_as_the_model_says() {
         &[],
     );
     assert_eq!((code, status(&r)), (0, "pass".into()), "{ev}");
-    assert!(ev.contains("[true] the admin path's first account root logs in"), "{ev}");
+    assert!(
+        ev.contains("[true] the admin path's first account root logs in"),
+        "{ev}"
+    );
 }

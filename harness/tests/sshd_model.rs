@@ -14,7 +14,13 @@ use std::path::{Path, PathBuf};
 
 fn nix_json(args: &[&str]) -> Value {
     let out = std::process::Command::new("nix")
-        .args(["--extra-experimental-features", "nix-command flakes", "eval", "--json", "--impure"])
+        .args([
+            "--extra-experimental-features",
+            "nix-command flakes",
+            "eval",
+            "--json",
+            "--impure",
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -87,20 +93,30 @@ fn projections(dir: &Path) -> Vec<(String, Value)> {
             ),
         )
         .unwrap();
-        items.push(json!({"id": format!("weakening {id} (on {base})"), "host": base, "modules": [m]}));
+        items.push(
+            json!({"id": format!("weakening {id} (on {base})"), "host": base, "modules": [m]}),
+        );
     }
     let req = dir.join("request.json");
     std::fs::write(&req, json!({"catch": false, "items": items}).to_string()).unwrap();
     let answer = nix_json(&[
         &format!("{}#lib.harness.evalBatch", repo_root().display()),
         "--apply",
-        &format!("f: f (builtins.fromJSON (builtins.readFile \"{}\"))", req.display()),
+        &format!(
+            "f: f (builtins.fromJSON (builtins.readFile \"{}\"))",
+            req.display()
+        ),
     ]);
     answer
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["id"].as_str().unwrap().to_string(), a["projection"].clone()))
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap().to_string(),
+                a["projection"].clone(),
+            )
+        })
         .collect()
 }
 
@@ -151,7 +167,11 @@ fn the_sshd_model_agrees_with_sshd_on_every_connection() {
             v.adaptations.join(" | ")
         );
     }
-    assert!(failures.is_empty(), "model and sshd disagree:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "model and sshd disagree:\n{}",
+        failures.join("\n")
+    );
     assert!(judged >= 8, "only {judged} configurations were compared");
 }
 
@@ -165,7 +185,11 @@ fn match_group_is_evaluated_with_the_configurations_accounts() {
     let (_, p) = all.iter().find(|(n, _)| n.contains("c01")).unwrap();
     let v = confirm(p);
     assert_eq!(v.by, "model+sshd", "{}", describe(&v));
-    let ops: Vec<_> = v.answers.iter().filter(|a| a.context.starts_with("ops@")).collect();
+    let ops: Vec<_> = v
+        .answers
+        .iter()
+        .filter(|a| a.context.starts_with("ops@"))
+        .collect();
     assert!(!ops.is_empty(), "no connection for ops");
     for a in ops {
         assert_eq!(
@@ -175,8 +199,15 @@ fn match_group_is_evaluated_with_the_configurations_accounts() {
             a.command
         );
     }
-    let root = v.answers.iter().find(|a| a.context.starts_with("root@")).unwrap();
-    assert_eq!(root.values["authorizedkeysfile"], vec!["/etc/ssh/authorized_keys.d/%u".to_string()]);
+    let root = v
+        .answers
+        .iter()
+        .find(|a| a.context.starts_with("root@"))
+        .unwrap();
+    assert_eq!(
+        root.values["authorizedkeysfile"],
+        vec!["/etc/ssh/authorized_keys.d/%u".to_string()]
+    );
 }
 
 #[test]
@@ -184,7 +215,9 @@ fn a_model_that_is_wrong_is_caught_with_the_connection_the_keyword_and_both_valu
     // Break the model on purpose: the comparison must fail, naming what differs.
     require_root();
     let mut p = projection_of("bastion");
-    let profile = p["effective"]["sshd"]["contexts"][0]["profile"].as_u64().unwrap() as usize;
+    let profile = p["effective"]["sshd"]["contexts"][0]["profile"]
+        .as_u64()
+        .unwrap() as usize;
     p["effective"]["sshd"]["profiles"][profile]["values"]["passwordauthentication"]["value"] =
         "yes".into();
     let v = confirm(&p);

@@ -88,7 +88,15 @@ pub fn private_mount_namespace() -> io::Result<()> {
 pub fn bind_mount(src: &Path, dst: &Path) -> io::Result<()> {
     let (s, d) = (c_path(src)?, c_path(dst)?);
     // SAFETY: valid C strings; a bind mount ignores fstype and data.
-    check(unsafe { mount(s.as_ptr(), d.as_ptr(), std::ptr::null(), MS_BIND, std::ptr::null()) })
+    check(unsafe {
+        mount(
+            s.as_ptr(),
+            d.as_ptr(),
+            std::ptr::null(),
+            MS_BIND,
+            std::ptr::null(),
+        )
+    })
 }
 
 /// Bind-mount `src` (with its submounts) on `dst`, read-only, in the calling thread's mount
@@ -96,19 +104,44 @@ pub fn bind_mount(src: &Path, dst: &Path) -> io::Result<()> {
 pub fn bind_mount_readonly(src: &Path, dst: &Path) -> io::Result<()> {
     let (s, d) = (c_path(src)?, c_path(dst)?);
     // SAFETY: valid C strings; a bind mount ignores fstype and data.
-    check(unsafe { mount(s.as_ptr(), d.as_ptr(), std::ptr::null(), MS_BIND | MS_REC, std::ptr::null()) })?;
+    check(unsafe {
+        mount(
+            s.as_ptr(),
+            d.as_ptr(),
+            std::ptr::null(),
+            MS_BIND | MS_REC,
+            std::ptr::null(),
+        )
+    })?;
     // SAFETY: as above; a read-only remount of that bind mount.
     check(unsafe {
-        mount(std::ptr::null(), d.as_ptr(), std::ptr::null(), MS_REMOUNT | MS_BIND | MS_RDONLY, std::ptr::null())
+        mount(
+            std::ptr::null(),
+            d.as_ptr(),
+            std::ptr::null(),
+            MS_REMOUNT | MS_BIND | MS_RDONLY,
+            std::ptr::null(),
+        )
     })
 }
 
 /// Mount a fresh tmpfs on `dst` in the calling thread's mount namespace.
 pub fn mount_tmpfs(dst: &Path, data: &str) -> io::Result<()> {
     let d = c_path(dst)?;
-    let (t, o) = (CString::new("tmpfs").unwrap(), CString::new(data).map_err(io::Error::other)?);
+    let (t, o) = (
+        CString::new("tmpfs").unwrap(),
+        CString::new(data).map_err(io::Error::other)?,
+    );
     // SAFETY: valid C strings as mount(2) documents for a new tmpfs.
-    check(unsafe { mount(t.as_ptr(), d.as_ptr(), t.as_ptr(), 0, o.as_ptr() as *const c_void) })
+    check(unsafe {
+        mount(
+            t.as_ptr(),
+            d.as_ptr(),
+            t.as_ptr(),
+            0,
+            o.as_ptr() as *const c_void,
+        )
+    })
 }
 
 /// Move the CALLING THREAD into the mount namespace `ns` (an open /proc/…/ns/mnt). The thread

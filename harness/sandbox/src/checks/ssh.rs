@@ -275,7 +275,11 @@ fn start_server(
     addrs.sort();
     addrs.dedup();
     for a in addrs.iter().filter(|a| !a.starts_with("127.")) {
-        let (prefix, nodad) = if a.contains(':') { ("128", true) } else { ("32", false) };
+        let (prefix, nodad) = if a.contains(':') {
+            ("128", true)
+        } else {
+            ("32", false)
+        };
         let mut c = ctx
             .tool("ip")
             .args(["-n", ns.name.as_str(), "addr", "add"])
@@ -284,7 +288,9 @@ fn start_server(
         if nodad {
             c = c.arg("nodad");
         }
-        let o = ctx.run(&c, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        let o = ctx
+            .run(&c, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
         if !o.ok() {
             return Err(format!("`{}`: {}", c.display(), o.digest(3)));
         }
@@ -303,7 +309,11 @@ fn start_server(
         .map_err(|e| format!("starting sshd: {e}"))?;
     let mut wait: Vec<SocketAddr> = vec![format!("127.0.0.1:{port}").parse().unwrap()];
     for (a, p) in extra {
-        let s = if a.contains(':') { format!("[{a}]:{p}") } else { format!("{a}:{p}") };
+        let s = if a.contains(':') {
+            format!("[{a}]:{p}")
+        } else {
+            format!("{a}:{p}")
+        };
         wait.push(s.parse().map_err(|e| format!("{s}: {e}"))?);
     }
     for addr in wait {
@@ -1066,15 +1076,28 @@ fn run_inner(
         .ok_or("the projection has no effective.adminPath (it predates the admin-path analysis)")?;
 
     // The admin path's first way in: its connection, for the live login.
-    let admin_ctx = admin
-        .paths
-        .first()
-        .and_then(|e| model.contexts.iter().find(|c| c.id == e.context).map(|c| (e, c)));
+    let admin_ctx = admin.paths.first().and_then(|e| {
+        model
+            .contexts
+            .iter()
+            .find(|c| c.id == e.context)
+            .map(|c| (e, c))
+    });
     let extra_hosts: Vec<(String, u16)> = admin_ctx
         .iter()
         .map(|(_, c)| (c.laddr.clone(), c.lport))
         .collect();
-    let mut prep = prepare(ctx, shared, p, rendered, &users, "ssh", &extra_hosts, true, rec)?;
+    let mut prep = prepare(
+        ctx,
+        shared,
+        p,
+        rendered,
+        &users,
+        "ssh",
+        &extra_hosts,
+        true,
+        rec,
+    )?;
     // The configuration's accounts, for sshd only (plus the run's throwaway users).
     let accounts_dir = ctx.scratch("ssh-accounts").map_err(|e| e.to_string())?;
     let mut host_users = vec![users.member.name.as_str(), users.outsider.name.as_str()];
@@ -1083,7 +1106,11 @@ fn run_inner(
     }
     let extra = sshd_model::HostLines::read(
         &host_users,
-        &[users.member.name.as_str(), users.outsider.name.as_str(), users.wheel.as_str()],
+        &[
+            users.member.name.as_str(),
+            users.outsider.name.as_str(),
+            users.wheel.as_str(),
+        ],
     );
     let files = sshd_model::account_files(&p.projection, &extra)?;
     for a in &files.adaptations {
@@ -1161,15 +1188,31 @@ fn run_inner(
 
     let mut connections = 0;
     if wanted.contains(&CheckId::Sshd) {
-        connections = judge_connections(ctx, p, &model, &ns, &run, &sshd, rendered, &prep, sftp_expected, rec)?;
+        connections = judge_connections(
+            ctx,
+            p,
+            &model,
+            &ns,
+            &run,
+            &sshd,
+            rendered,
+            &prep,
+            sftp_expected,
+            rec,
+        )?;
         if admin.ok {
-            let (e, _) = admin_ctx.ok_or("effective.adminPath is ok but names no connection the model evaluated")?;
+            let (e, _) = admin_ctx
+                .ok_or("effective.adminPath is ok but names no connection the model evaluated")?;
             rec.note(format!(
                 "admin path: {} over {} (connection {}), then {}",
                 e.account,
                 e.network,
                 e.context,
-                if e.via == "root" { "already root".into() } else { format!("root through {}", e.via) }
+                if e.via == "root" {
+                    "already root".into()
+                } else {
+                    format!("root through {}", e.via)
+                }
             ));
         } else {
             rec.fail(
@@ -1179,7 +1222,14 @@ fn run_inner(
         }
     }
 
-    let server = start_server(ctx, &prep, "sshd.log", Some(&ns), &extra_hosts, admin_ctx.map(|(_, c)| c))?;
+    let server = start_server(
+        ctx,
+        &prep,
+        "sshd.log",
+        Some(&ns),
+        &extra_hosts,
+        admin_ctx.map(|(_, c)| c),
+    )?;
     rec.note(format!(
         "sshd listening on 127.0.0.1:{}{} in network namespace {} (pid {})",
         server.port,
@@ -1221,9 +1271,15 @@ fn run_inner(
     let outsider = (!allow.is_empty() && !user_allowed(&allow, &users.outsider.name))
         .then(|| users.outsider.name.clone());
     let login = if user_allowed(&allow, &users.member.name) {
-        Some(Login { user: users.member.name.clone(), via: None })
+        Some(Login {
+            user: users.member.name.clone(),
+            via: None,
+        })
     } else if root_expected {
-        Some(Login { user: "root".into(), via: None })
+        Some(Login {
+            user: "root".into(),
+            via: None,
+        })
     } else {
         admin_ctx.map(|(e, c)| Login {
             user: e.account.clone(),
@@ -1235,7 +1291,11 @@ fn run_inner(
         // configuration's fault, and the admin-path step above already failed.
         rec.fail(
             "the live probes cannot log in: sshd admits none of the run's users, root or an admin",
-            format!("AllowUsers {}; PermitRootLogin {prl}; {}", allow.join(" "), admin.broken_text()),
+            format!(
+                "AllowUsers {}; PermitRootLogin {prl}; {}",
+                allow.join(" "),
+                admin.broken_text()
+            ),
         );
         return Ok(String::new());
     };
@@ -1377,7 +1437,13 @@ fn judge_connections(
     let key_s = key.to_string_lossy().into_owned();
     let host_key = |_: &str, _: Option<u32>| -> Result<String, String> { Ok(key_s.clone()) };
     let known = known_algorithms(ctx)?;
-    for a in sshd_model::write_dump_config(rendered, &sshd_model::declared_host_keys(&p.projection), &known, &host_key, &dump)? {
+    for a in sshd_model::write_dump_config(
+        rendered,
+        &sshd_model::declared_host_keys(&p.projection),
+        &known,
+        &host_key,
+        &dump,
+    )? {
         rec.adapt(format!("sshd -T: {a}"));
     }
     let fit = sshd_model::fit_to_this_sshd(run, ns, sshd, &dump).map(|a| {
@@ -1397,7 +1463,10 @@ fn judge_connections(
     let cmp = sshd_model::compare(model, &answers);
     for d in &cmp.disagreements {
         rec.fail(
-            format!("paranoid's model disagrees with sshd for {} on {}", d.context, d.keyword),
+            format!(
+                "paranoid's model disagrees with sshd for {} on {}",
+                d.context, d.keyword
+            ),
             format!("model: {:?}; sshd -T -C: {:?}", d.model, d.sshd),
         );
     }
@@ -1427,7 +1496,8 @@ fn judge_connections(
         .knob("ssh.allowUsers")
         .filter(|v| !v.is_null())
         .map(|v| strings(Some(v)).into_iter().collect());
-    let mut groups: BTreeMap<(Vec<String>, Vec<String>), Vec<&sshd_model::Answer>> = BTreeMap::new();
+    let mut groups: BTreeMap<(Vec<String>, Vec<String>), Vec<&sshd_model::Answer>> =
+        BTreeMap::new();
     for a in &answers {
         let c = model.contexts.iter().find(|c| c.id == a.context);
         let is_root = c.is_some_and(|c| c.user == "root");
@@ -1437,7 +1507,8 @@ fn judge_connections(
             if *k == "permitrootlogin" && !is_root {
                 continue; // only root's connections are asked about root logins
             }
-            let got = sshd_model::normalise(k, a.values.get(*k)).unwrap_or_else(|| "(absent)".into());
+            let got =
+                sshd_model::normalise(k, a.values.get(*k)).unwrap_or_else(|| "(absent)".into());
             let want = sshd_model::normalise(k, Some(&vec![want.clone()])).unwrap_or_default();
             if got == want {
                 good.push(format!("{k} {got}"));
@@ -1456,17 +1527,27 @@ fn judge_connections(
                 sftp.first().map(|s| s.as_str()).unwrap_or("absent")
             ));
         } else {
-            good.push(format!("subsystem sftp {}", if sftp_expected { "present" } else { "absent" }));
+            good.push(format!(
+                "subsystem sftp {}",
+                if sftp_expected { "present" } else { "absent" }
+            ));
         }
         if let Some(want) = &allow_knob {
             let got: BTreeSet<String> = allowusers(&a.values).into_iter().collect();
             if &got != want {
                 bad.push(format!("allowusers {got:?} (promised {want:?})"));
             } else {
-                good.push(format!("allowusers {}", got.iter().cloned().collect::<Vec<_>>().join(" ")));
+                good.push(format!(
+                    "allowusers {}",
+                    got.iter().cloned().collect::<Vec<_>>().join(" ")
+                ));
             }
         }
-        let akf = a.values.get("authorizedkeysfile").map(|v| v.join(" ")).unwrap_or_default();
+        let akf = a
+            .values
+            .get("authorizedkeysfile")
+            .map(|v| v.join(" "))
+            .unwrap_or_default();
         let homedir: Vec<&str> = akf
             .split_whitespace()
             .filter(|f| !f.starts_with('/') || f.contains("%h") || f.contains("%d"))
@@ -1490,7 +1571,10 @@ fn judge_connections(
         };
         let ok = bad.is_empty();
         rec.step(
-            format!("effective values for {} connection(s) ({shown}) match paranoid.ssh", ids.len()),
+            format!(
+                "effective values for {} connection(s) ({shown}) match paranoid.ssh",
+                ids.len()
+            ),
             answers[0].command.clone(),
             if ok { good.join(", ") } else { bad.join("; ") },
             ok,
@@ -1519,7 +1603,9 @@ fn install_admin_key(
         let Some(rest) = path.strip_prefix(sshd_config::NIXOS_KEYS_DIR) else {
             continue;
         };
-        let rest = crate::projection::safe_abs_path(&format!("/{rest}"))?.trim_start_matches('/').to_string();
+        let rest = crate::projection::safe_abs_path(&format!("/{rest}"))?
+            .trim_start_matches('/')
+            .to_string();
         let file = keys_dir.join(&rest);
         let mut text = std::fs::read_to_string(&file).unwrap_or_default();
         text.push_str(&pubkey);

@@ -54,7 +54,13 @@ pub const NEWER_KEYWORDS: &[(&str, &str)] = &[
 pub fn bad_option(output: &str) -> Option<(usize, String)> {
     output.lines().find_map(|l| {
         let (head, kw) = l.split_once("Bad configuration option:")?;
-        let n = head.rsplit_once("line ")?.1.trim().trim_end_matches(':').parse().ok()?;
+        let n = head
+            .rsplit_once("line ")?
+            .1
+            .trim()
+            .trim_end_matches(':')
+            .parse()
+            .ok()?;
         Some((n, kw.trim().to_string()))
     })
 }
@@ -65,7 +71,9 @@ pub fn bad_option(output: &str) -> Option<(usize, String)> {
 pub fn drop_newer_keyword(text: &str, n: usize, keyword: &str) -> Result<(String, String), String> {
     let k = keyword.to_ascii_lowercase();
     let Some((_, since)) = NEWER_KEYWORDS.iter().find(|(kw, _)| *kw == k) else {
-        return Err(format!("sshd rejects `{keyword}` (line {n}): Bad configuration option"));
+        return Err(format!(
+            "sshd rejects `{keyword}` (line {n}): Bad configuration option"
+        ));
     };
     let lines: Vec<&str> = text.lines().collect();
     let line = lines
@@ -324,9 +332,7 @@ pub fn add_global_line(text: &str, line: &str) -> String {
     let mut lines: Vec<&str> = text.lines().collect();
     let at = lines
         .iter()
-        .position(|l| {
-            split_keyword(l).is_some_and(|(_, k, _)| k.eq_ignore_ascii_case("match"))
-        })
+        .position(|l| split_keyword(l).is_some_and(|(_, k, _)| k.eq_ignore_ascii_case("match")))
         .unwrap_or(lines.len());
     lines.insert(at, line);
     lines.join("\n") + "\n"

@@ -73,7 +73,10 @@ fn s(v: &Value, k: &str) -> String {
 impl Model {
     /// None when the projection has no sshd (not enabled); Err when it does not match the schema.
     pub fn of(projection: &Value) -> Result<Option<Model>, String> {
-        let Some(e) = projection.pointer("/effective/sshd").filter(|v| !v.is_null()) else {
+        let Some(e) = projection
+            .pointer("/effective/sshd")
+            .filter(|v| !v.is_null())
+        else {
             return Ok(None);
         };
         let bad = |what: &str| format!("projection's effective.sshd has no {what}");
@@ -124,20 +127,20 @@ impl Model {
             .collect::<Result<Vec<_>, String>>()?;
         let findings = |key: &str| -> Vec<String> {
             e.get(key)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|f| {
-                        format!(
-                            "line {} `{}`: {}",
-                            f.get("line").map(|l| l.to_string()).unwrap_or_default(),
-                            s(f, "text").trim(),
-                            s(f, "reason")
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|f| {
+                            format!(
+                                "line {} `{}`: {}",
+                                f.get("line").map(|l| l.to_string()).unwrap_or_default(),
+                                s(f, "text").trim(),
+                                s(f, "reason")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
         };
         Ok(Some(Model {
             judged: e.get("judged").and_then(Value::as_bool).unwrap_or(false),
@@ -204,12 +207,7 @@ impl AdminPath {
                 .and_then(Value::as_array)
                 .map(|bs| {
                     bs.iter()
-                        .map(|b| {
-                            (
-                                s(b, "account"),
-                                crate::projection::strings(b.get("links")),
-                            )
-                        })
+                        .map(|b| (s(b, "account"), crate::projection::strings(b.get("links"))))
                         .filter(|(_, l)| !l.is_empty())
                         .collect()
                 })
@@ -285,7 +283,12 @@ pub struct AccountFiles {
 }
 
 /// NixOS's fixed ids (nixos/modules/misc/ids.nix) for the groups sshd may be asked about.
-const FIXED_GIDS: &[(&str, u32)] = &[("root", 0), ("wheel", 1), ("users", 100), ("nogroup", 65534)];
+const FIXED_GIDS: &[(&str, u32)] = &[
+    ("root", 0),
+    ("wheel", 1),
+    ("users", 100),
+    ("nogroup", 65534),
+];
 
 /// The files as NixOS's update-users-groups.pl would write them for `effective.accounts`
 /// (primary group first, extraGroups and `members` as group members; a shadow entry of "!"
@@ -315,11 +318,10 @@ pub fn account_files(projection: &Value, extra: &HostLines) -> Result<AccountFil
         id
     };
     // Groups: every group an account is in, plus users.groups.
-    let mut group_names: BTreeSet<String> = crate::projection::strings(
-        projection.pointer("/options/users.groups"),
-    )
-    .into_iter()
-    .collect();
+    let mut group_names: BTreeSet<String> =
+        crate::projection::strings(projection.pointer("/options/users.groups"))
+            .into_iter()
+            .collect();
     for a in accounts.values() {
         group_names.extend(crate::projection::strings(a.get("groups")));
     }
@@ -362,7 +364,10 @@ pub fn account_files(projection: &Value, extra: &HostLines) -> Result<AccountFil
         for g in groups.iter().skip(1) {
             members.entry(g.clone()).or_default().push(name.clone());
         }
-        let home = a.get("home").and_then(Value::as_str).unwrap_or("/var/empty");
+        let home = a
+            .get("home")
+            .and_then(Value::as_str)
+            .unwrap_or("/var/empty");
         passwd.push((uid, format!("{name}:x:{uid}:{gid}::{home}:/bin/sh")));
         // Locked as NixOS writes it ("!": no password reaches the account), which sshd obeys
         // under UsePAM no; otherwise a hash nobody can match (the real one is not known here).
@@ -588,7 +593,8 @@ pub fn ask_all(
     contexts: &[Context],
 ) -> Result<Vec<Answer>, String> {
     let queue = Mutex::new((0..contexts.len()).collect::<Vec<_>>());
-    let answers: Mutex<Vec<Option<Result<Answer, String>>>> = Mutex::new(vec![None; contexts.len()]);
+    let answers: Mutex<Vec<Option<Result<Answer, String>>>> =
+        Mutex::new(vec![None; contexts.len()]);
     std::thread::scope(|sc| {
         for _ in 0..4 {
             sc.spawn(|| loop {
@@ -720,7 +726,10 @@ pub fn compare(model: &Model, answers: &[Answer]) -> Comparison {
 // ---- the dump configuration ------------------------------------------------------------------
 
 /// The `ssh -Q` lists of this OpenSSH (what the adaptation drops algorithms against).
-pub fn known_algorithms(run: Runner, ssh: &str) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+pub fn known_algorithms(
+    run: Runner,
+    ssh: &str,
+) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
     let mut m = BTreeMap::new();
     for &q in sshd_config::ALGORITHM_QUERIES {
         let c = Cmd::new(ssh).args(["-Q", q]);
@@ -789,12 +798,17 @@ pub const NEWER_CRITERIA: &[(&str, &str)] = &[("invalid-user", "10.0"), ("versio
 pub fn newer_feature(message: &str) -> Option<String> {
     let lower = message.to_ascii_lowercase();
     if let Some((c, since)) = NEWER_CRITERIA.iter().find(|(c, _)| {
-        lower.contains(&format!("match criteria for {c}")) || lower.contains(&format!("match attribute {c}"))
+        lower.contains(&format!("match criteria for {c}"))
+            || lower.contains(&format!("match attribute {c}"))
     }) {
         return Some(format!("`Match {c}` (OpenSSH {since})"));
     }
     // `Match User=x`: criterion=value is newer syntax for `Match User x`.
-    let attr = lower.split("unsupported match attribute ").nth(1)?.split_whitespace().next()?;
+    let attr = lower
+        .split("unsupported match attribute ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?;
     attr.contains('=')
         .then(|| format!("`Match {attr}` (criterion=value, OpenSSH 10.0)"))
 }
@@ -928,7 +942,8 @@ pub fn confirm(projection: &Value) -> Verdict {
         );
     }
     let tool = |n: &str| exec::which(n).map(|p| p.to_string_lossy().into_owned());
-    let (Some(sshd), Some(ssh), Some(keygen)) = (tool("sshd"), tool("ssh"), tool("ssh-keygen")) else {
+    let (Some(sshd), Some(ssh), Some(keygen)) = (tool("sshd"), tool("ssh"), tool("ssh-keygen"))
+    else {
         return Verdict::model_only(
             "sshd, ssh or ssh-keygen is not installed (apt-get install openssh-server openssh-client)",
         );
@@ -962,11 +977,21 @@ fn confirm_with(
     ));
     fs::create_dir(&dir).map_err(|e| plain(format!("{}: {e}", dir.display())))?;
     let work = Work(dir);
-    fs::set_permissions(&work.0, fs::Permissions::from_mode(0o700)).map_err(|e| plain(e.to_string()))?;
+    fs::set_permissions(&work.0, fs::Permissions::from_mode(0o700))
+        .map_err(|e| plain(e.to_string()))?;
     let key = work.0.join("ssh_host_ed25519_key");
     let o = run(
         &Cmd::new(keygen)
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "paranoid-check", "-f"])
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "paranoid-check",
+                "-f",
+            ])
             .arg(key.to_string_lossy()),
         Duration::from_secs(30),
     )
@@ -983,7 +1008,8 @@ fn confirm_with(
     };
     let files = account_files(projection, &extra).map_err(plain)?;
     let mut adaptations = files.adaptations.clone();
-    let ns = AccountsNs::create(&work.0, &files, true, None).map_err(|e| (e, adaptations.clone()))?;
+    let ns =
+        AccountsNs::create(&work.0, &files, true, None).map_err(|e| (e, adaptations.clone()))?;
     adaptations.extend(ns.notes.iter().cloned());
     check_nss(run, &ns, &files).map_err(|e| (e, adaptations.clone()))?;
     let key_s = key.to_string_lossy().into_owned();
@@ -992,8 +1018,19 @@ fn confirm_with(
         Ok(key_s.clone())
     };
     let cfg = work.0.join("sshd_config");
-    let adapted = write_dump_config(rendered, &declared_host_keys(projection), &known, &host_key, &cfg)
-        .map_err(|e| (format!("the rendered file cannot be run here: {e}"), adaptations.clone()))?;
+    let adapted = write_dump_config(
+        rendered,
+        &declared_host_keys(projection),
+        &known,
+        &host_key,
+        &cfg,
+    )
+    .map_err(|e| {
+        (
+            format!("the rendered file cannot be run here: {e}"),
+            adaptations.clone(),
+        )
+    })?;
     adaptations.extend(adapted);
     let version = sshd_version(run, sshd, Some(ssh));
     let fit = fit_to_this_sshd(run, &ns, sshd, &cfg);
@@ -1028,8 +1065,12 @@ fn confirm_with(
         verdict.refused = Some(e);
         return Ok(verdict);
     }
-    let answers = ask_all(run, &ns, sshd, &cfg, &model.contexts)
-        .map_err(|e| (format!("sshd -T refused a connection: {e}"), verdict.adaptations.clone()))?;
+    let answers = ask_all(run, &ns, sshd, &cfg, &model.contexts).map_err(|e| {
+        (
+            format!("sshd -T refused a connection: {e}"),
+            verdict.adaptations.clone(),
+        )
+    })?;
     let cmp = compare(model, &answers);
     verdict.connections = cmp.connections;
     verdict.compared = cmp.compared;
@@ -1051,7 +1092,10 @@ fn model_has_account(projection: &Value, name: &str) -> bool {
 /// name service does not read /etc/passwd (nscd, sssd…) and sshd would not see them either.
 pub fn check_nss(run: Runner, ns: &AccountsNs, files: &AccountFiles) -> Result<String, String> {
     let Some(getent) = exec::which("getent") else {
-        return Ok("getent not installed: the bind mounts are not verified through the name service".into());
+        return Ok(
+            "getent not installed: the bind mounts are not verified through the name service"
+                .into(),
+        );
     };
     let c = ns.cmd(
         Cmd::new(getent.to_string_lossy())
@@ -1059,8 +1103,16 @@ pub fn check_nss(run: Runner, ns: &AccountsNs, files: &AccountFiles) -> Result<S
             .args(files.accounts.iter().cloned()),
     );
     let o = run(&c, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-    let seen: BTreeSet<&str> = o.stdout.lines().filter_map(|l| l.split(':').next()).collect();
-    let missing: Vec<&String> = files.accounts.iter().filter(|a| !seen.contains(a.as_str())).collect();
+    let seen: BTreeSet<&str> = o
+        .stdout
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    let missing: Vec<&String> = files
+        .accounts
+        .iter()
+        .filter(|a| !seen.contains(a.as_str()))
+        .collect();
     if missing.is_empty() {
         Ok(format!("{} sees {} accounts", c.display(), seen.len()))
     } else {
@@ -1110,12 +1162,24 @@ mod tests {
             shadow: vec!["pzs1u:$6$x:1::::::".into()],
         };
         let f = account_files(&projection(), &extra).unwrap();
-        assert!(f.passwd.contains("root:x:0:0::/root:/bin/sh\n"), "{}", f.passwd);
-        assert!(f.passwd.contains("cadey:x:1000:100::/home/cadey:/bin/sh\n"), "{}", f.passwd);
+        assert!(
+            f.passwd.contains("root:x:0:0::/root:/bin/sh\n"),
+            "{}",
+            f.passwd
+        );
+        assert!(
+            f.passwd.contains("cadey:x:1000:100::/home/cadey:/bin/sh\n"),
+            "{}",
+            f.passwd
+        );
         assert!(f.passwd.contains("sshd:x:30000:"), "{}", f.passwd);
         assert!(f.passwd.ends_with("pzs1u:x:1001:1001::/h:/bin/sh\n"));
         assert!(f.group.contains("wheel:x:1:cadey\n"), "{}", f.group);
-        assert!(f.group.contains("users:x:100:\n"), "primary group lists no member: {}", f.group);
+        assert!(
+            f.group.contains("users:x:100:\n"),
+            "primary group lists no member: {}",
+            f.group
+        );
         assert!(f.shadow.contains("root:!:1::::::\n") && f.shadow.contains("cadey:*:1::::::\n"));
         assert_eq!(f.accounts, vec!["cadey", "root", "sshd"]);
     }
@@ -1123,10 +1187,22 @@ mod tests {
     #[test]
     fn sshd_output_is_read_in_the_models_terms() {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(normalise("permitrootlogin", Some(&v(&["without-password"]))).unwrap(), "prohibit-password");
-        assert_eq!(normalise("allowtcpforwarding", Some(&v(&["all"]))).unwrap(), "yes");
-        assert_eq!(normalise("loglevel", Some(&v(&["SILENT"]))).unwrap(), "QUIET");
-        assert_eq!(normalise("allowusers", Some(&v(&["root", "cadey"]))).unwrap(), "root cadey");
+        assert_eq!(
+            normalise("permitrootlogin", Some(&v(&["without-password"]))).unwrap(),
+            "prohibit-password"
+        );
+        assert_eq!(
+            normalise("allowtcpforwarding", Some(&v(&["all"]))).unwrap(),
+            "yes"
+        );
+        assert_eq!(
+            normalise("loglevel", Some(&v(&["SILENT"]))).unwrap(),
+            "QUIET"
+        );
+        assert_eq!(
+            normalise("allowusers", Some(&v(&["root", "cadey"]))).unwrap(),
+            "root cadey"
+        );
         assert_eq!(normalise("allowusers", None).unwrap(), "");
         assert_eq!(normalise("kerberosauthentication", None), None);
     }
@@ -1135,13 +1211,23 @@ mod tests {
     fn a_disagreement_names_the_connection_the_keyword_and_both_values() {
         let m = Model::of(&projection()).unwrap().unwrap();
         let mut values = BTreeMap::new();
-        values.insert("permitrootlogin".to_string(), vec!["without-password".to_string()]);
-        values.insert("allowusers".to_string(), vec!["root".to_string(), "cadey".to_string()]);
+        values.insert(
+            "permitrootlogin".to_string(),
+            vec!["without-password".to_string()],
+        );
+        values.insert(
+            "allowusers".to_string(),
+            vec!["root".to_string(), "cadey".to_string()],
+        );
         values.insert("loglevel".to_string(), vec!["INFO".to_string()]);
         values.insert("allowtcpforwarding".to_string(), vec!["all".to_string()]);
         let c = compare(
             &m,
-            &[Answer { context: "root@vpn:22".into(), command: String::new(), values }],
+            &[Answer {
+                context: "root@vpn:22".into(),
+                command: String::new(),
+                values,
+            }],
         );
         assert_eq!(c.connections, 1);
         assert_eq!(c.compared, 4);
@@ -1154,17 +1240,28 @@ mod tests {
                 sshd: "INFO".into()
             }]
         );
-        assert_eq!(m.contexts[0].spec(), "user=root,host=10.0.0.1,addr=10.0.0.1,laddr=10.0.0.2,lport=22");
+        assert_eq!(
+            m.contexts[0].spec(),
+            "user=root,host=10.0.0.1,addr=10.0.0.1,laddr=10.0.0.2,lport=22"
+        );
     }
 
     #[test]
     fn refusals_that_only_a_newer_openssh_would_not_make_are_told_apart() {
         assert_eq!(
-            newer_feature("Missing Match criteria for Invalid-User\nc line 6: Bad Match condition").unwrap(),
+            newer_feature("Missing Match criteria for Invalid-User\nc line 6: Bad Match condition")
+                .unwrap(),
             "`Match invalid-user` (OpenSSH 10.0)"
         );
-        assert!(newer_feature("Unsupported Match attribute user=ops").unwrap().contains("criterion=value"));
-        assert_eq!(newer_feature("line 38: Directive 'DSAAuthentication' is not allowed within a Match block"), None);
+        assert!(newer_feature("Unsupported Match attribute user=ops")
+            .unwrap()
+            .contains("criterion=value"));
+        assert_eq!(
+            newer_feature(
+                "line 38: Directive 'DSAAuthentication' is not allowed within a Match block"
+            ),
+            None
+        );
     }
 
     #[test]
