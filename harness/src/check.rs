@@ -3,8 +3,11 @@
 //! host that never enabled an area the profile wants is told which knob to set, and, when its
 //! own definitions would still win over (or clash with) that knob, which override to remove.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use paranoid_sandbox::checks::sshd_model::{self, Verdict};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -79,6 +82,10 @@ pub struct CheckResult {
     /// same posture: what it relaxes, the violations that are those relaxations, and the ones
     /// that must hold there too.
     pub specialisations: Vec<crate::specialisations::EntryCheck>,
+    /// Per daemon, what judged it: paranoid's model alone, or the model confirmed by the real
+    /// program (`sshd`: `sshd -T -C` for every connection of the model).
+    #[serde(rename = "judgedBy")]
+    pub judged_by: BTreeMap<String, Verdict>,
 }
 
 impl CheckResult {
@@ -190,7 +197,52 @@ fn finish(
         violations,
         warnings: Proj(projection).warnings().into_iter().map(String::from).collect(),
         specialisations: crate::specialisations::check_all(posture, projection),
+        judged_by: BTreeMap::new(),
     }
+}
+
+/// Ask sshd (where it is installed and the caller is root) whether the model is right about
+/// this host, connection by connection; each disagreement is an `ssh.model-agrees` violation.
+pub fn confirm_sshd(projection: &Value, result: &mut CheckResult) {
+    let verdict = sshd_model::confirm(projection);
+    result.violations.extend(model_violations(&verdict));
+    if verdict.by == "model+sshd" {
+        result.checked.push("ssh.model-agrees".into());
+    }
+    result.judged_by.insert("sshd".into(), verdict);
+}
+
+/// One violation per (keyword, model value, sshd value), naming every connection it concerns.
+pub fn model_violations(v: &Verdict) -> Vec<Violation> {
+    let sshd = v.sshd.clone().unwrap_or_else(|| "sshd".into());
+    let mut groups: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    for d in &v.disagreements {
+        groups
+            .entry((d.keyword.clone(), d.model.clone(), d.sshd.clone()))
+            .or_default()
+            .push(d.context.clone());
+    }
+    groups
+        .into_iter()
+        .map(|((keyword, model, real), contexts)| {
+            let message = if keyword == "(sshd starts)" {
+                format!(
+                    "paranoid's model and {sshd} disagree on whether sshd starts with this sshd_config: the model says {model}; `sshd -t` says {real}"
+                )
+            } else {
+                format!(
+                    "paranoid's model and `sshd -T -C` ({sshd}) disagree on {keyword} for {}: the model says {model:?}, sshd says {real:?}; what this report says about {keyword} there cannot be trusted",
+                    contexts.join(", ")
+                )
+            };
+            Violation {
+                invariant: "ssh.model-agrees".into(),
+                message,
+                fix: "nothing on this host: it is a bug in paranoid's sshd model (lib/posture/sshd.nix); report it with this message. Until it is fixed, sshd's value is the one that holds".into(),
+                apply: vec![],
+            }
+        })
+        .collect()
 }
 
 /// Checks a projection against the posture the profile implies (no further evaluation: the
@@ -234,13 +286,9 @@ pub fn run(
             timeout,
         )?;
     }
-    Ok(finish(
-        &target.describe(),
-        backend,
-        &projection,
-        &posture,
-        violations,
-    ))
+    let mut result = finish(&target.describe(), backend, &projection, &posture, violations);
+    confirm_sshd(&projection, &mut result);
+    Ok(result)
 }
 
 /// What the evaluation with the suggested knobs showed.

@@ -177,6 +177,9 @@ pub fn check_human(r: &CheckResult) -> String {
     for w in &r.warnings {
         let _ = writeln!(o, "warning: {}", head(w, 4).replace('\n', "\n  "));
     }
+    if let Some(v) = r.judged_by.get("sshd") {
+        let _ = writeln!(o, "{}", sshd_judged_by(v));
+    }
     if r.violations.is_empty() {
         let _ = writeln!(
             o,
@@ -244,6 +247,34 @@ fn entry_check_human(o: &mut String, e: &crate::specialisations::EntryCheck, che
     } else {
         let _ = writeln!(o, "  {} violation(s) of what must still hold in this entry:", e.violations.len());
         violations_human(o, &e.violations, "  ");
+    }
+}
+
+/// One line: who judged sshd, and why sshd itself could not when it did not.
+pub fn sshd_judged_by(v: &paranoid_sandbox::checks::sshd_model::Verdict) -> String {
+    let sshd = v.sshd.clone().unwrap_or_else(|| "sshd".into());
+    if v.by != "model+sshd" {
+        return format!(
+            "sshd: judged by paranoid's model only ({})",
+            v.why.as_deref().unwrap_or("sshd was not asked")
+        );
+    }
+    if let Some(r) = &v.refused {
+        return format!("sshd: judged by paranoid's model, confirmed by sshd -t ({sshd}): sshd refuses this file, as the model says ({})", head(r, 1));
+    }
+    if v.disagreements.is_empty() {
+        format!(
+            "sshd: judged by paranoid's model, confirmed by sshd -T -C ({sshd}) for {} connections",
+            v.connections
+        )
+    } else {
+        let contexts: std::collections::BTreeSet<&str> =
+            v.disagreements.iter().map(|d| d.context.as_str()).collect();
+        format!(
+            "sshd: judged by paranoid's model, which sshd -T -C ({sshd}) contradicts on {} of {} connections (see ssh.model-agrees)",
+            contexts.len(),
+            v.connections
+        )
     }
 }
 

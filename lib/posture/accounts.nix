@@ -76,6 +76,12 @@ rec {
     then "users.users.${u.name}.hashedPassword is locked (\"${u.hashedPassword}\")"
     else null;
 
+  # Whether the account's /etc/shadow entry starts with "!" after activation: update-users-groups.pl
+  # writes "!" when no password reaches it (none declared, or a hashedPasswordFile that is not
+  # there), or the declared hash is locked. sshd refuses such an account even with a key when
+  # UsePAM is off (auth.c: a locked account).
+  lockedOf = u: passwordOf u == null && !(u.hashedPassword != null && !(hasPrefix "!" u.hashedPassword));
+
   # Public keys sshd reads from /etc/ssh/authorized_keys.d/<name> (rendered from the store).
   keysOf = u: lib.length u.openssh.authorizedKeys.keys + lib.length u.openssh.authorizedKeys.keyFiles;
 
@@ -88,6 +94,7 @@ rec {
     admin = name == "root" || elem "wheel" (groupsOf name u);
     password = passwordOf u;
     passwordLost = passwordLost u;
+    locked = lockedOf u;
     keys = keysOf u;
   }) users;
 

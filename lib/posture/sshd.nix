@@ -29,8 +29,11 @@ let
   };
   canonical = k: let l = toLower k; in aliases.${l} or l;
 
-  # Keywords sshd refuses inside a Match block (SSHCFG_GLOBAL in servconf.h).
+  # Keywords sshd refuses inside a Match block (SSHCFG_GLOBAL in servconf.c), by the name as
+  # written: an old name can be global-only where its canonical one is not (DSAAuthentication;
+  # `sshd -t` refuses it in a Match block, PubkeyAuthentication is fine there).
   globalOnly = [
+    "dsaauthentication"
     "port" "listenaddress" "addressfamily" "hostkey" "hostcertificate" "hostkeyagent" "hostkeyalgorithms"
     "ciphers" "macs" "kexalgorithms" "compression" "logingracetime" "maxstartups" "persourcemaxstartups"
     "persourcenetblocksize" "persourcepenalties" "persourcepenaltyexemptlist" "pidfile" "printmotd"
@@ -83,7 +86,10 @@ let
     let l = toLower v; in
     if elem kw [ "allowtcpforwarding" "allowstreamlocalforwarding" ] && l == "all" then "yes"
     else if kw == "permitrootlogin" && l == "without-password" then "prohibit-password"
-    else if elem kw [ "loglevel" "authorizedkeysfile" "authorizedkeyscommand" "forcecommand" "chrootdirectory"
+    # Log levels are names sshd prints in capitals, however they are written, DEBUG1 by its
+    # first name DEBUG (log.c's table; `sshd -T`).
+    else if kw == "loglevel" then (let u = lib.toUpper v; in if u == "DEBUG1" then "DEBUG" else u)
+    else if elem kw [ "authorizedkeysfile" "authorizedkeyscommand" "forcecommand" "chrootdirectory"
       "authorizedprincipalsfile" "trustedusercakeys" "allowusers" "denyusers" "allowgroups" "denygroups" "authenticationmethods" ] then v
     else l;
 
@@ -166,7 +172,7 @@ let
   notInMatch = concatMap (b: map (d: {
     inherit (d) line text origin;
     reason = "`${d.keyword}` is not allowed within a Match block (`Match ${lib.concatStringsSep " " b.criteria}` on line ${toString b.line}): sshd refuses to start";
-  }) (filter (d: elem d.canonical globalOnly) b.directives)) blocks;
+  }) (filter (d: elem d.canonical globalOnly || elem (toLower d.keyword) globalOnly) b.directives)) blocks;
 
   # ---- Match evaluation ------------------------------------------------------------------------
 
@@ -348,7 +354,10 @@ let
         ++ optional denyG "DenyGroups ${val "denygroups"} names one of its groups"
         ++ optional (allowG != [ ] && !(any (g: any (p: net.patternList { } p g == 1) allowG) ctx.groups)) "AllowGroups ${val "allowgroups"} names none of its groups ([${toString ctx.groups}])"
         ++ optional (ctx.user == "root" && rootMode == "no") "PermitRootLogin no"
-        ++ optional (ctx.user == "root" && rootMode == "forced-commands-only") "PermitRootLogin forced-commands-only (only keys with a forced command)";
+        ++ optional (ctx.user == "root" && rootMode == "forced-commands-only") "PermitRootLogin forced-commands-only (only keys with a forced command)"
+        # Without PAM, sshd itself refuses a locked account ("!" in /etc/shadow), key or not.
+        ++ optional (val "usepam" == "no" && (accounts.accounts.${ctx.user}.locked or false))
+          "UsePAM no and its password is locked (NixOS writes \"!\" to /etc/shadow for an account without one): sshd refuses a locked account even with a key (leave services.openssh.settings.UsePAM on, or give ${ctx.user} a password hash)";
       keyReasons =
         optional (val "pubkeyauthentication" != "yes") "PubkeyAuthentication ${val "pubkeyauthentication"}"
         ++ optional (!keyAlone) "AuthenticationMethods ${methods} needs more than a key";

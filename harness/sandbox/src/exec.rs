@@ -50,6 +50,8 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
     user: Option<(u32, u32, String)>,
     netns: Option<String>,
+    /// A private mount namespace to run in (an open /proc/…/ns/mnt) and how to show it.
+    mntns: Option<(Arc<File>, String)>,
     cwd: Option<PathBuf>,
 }
 
@@ -63,6 +65,7 @@ impl Cmd {
             stdin: None,
             user: None,
             netns: None,
+            mntns: None,
             cwd: None,
         }
     }
@@ -97,6 +100,12 @@ impl Cmd {
         self.netns = Some(name.to_string());
         self
     }
+    /// Run inside a mount namespace (an open /proc/…/ns/mnt handle); `shown` describes it in
+    /// the command line of the evidence.
+    pub fn in_mount_ns(mut self, ns: Arc<File>, shown: &str) -> Self {
+        self.mntns = Some((ns, shown.to_string()));
+        self
+    }
     pub fn cwd(mut self, dir: &Path) -> Self {
         self.cwd = Some(dir.to_path_buf());
         self
@@ -105,6 +114,9 @@ impl Cmd {
     /// The command as a person would type it (environment assignments shown when set).
     pub fn display(&self) -> String {
         let mut parts = vec![];
+        if let Some((_, shown)) = &self.mntns {
+            parts.push(shown.clone());
+        }
         if let Some(ns) = &self.netns {
             parts.push(format!("ip netns exec {ns}"));
         }
@@ -150,7 +162,7 @@ impl Cmd {
         c
     }
 
-    /// Spawn with the given stdio. In a network namespace the spawn happens on a short-lived
+    /// Spawn with the given stdio. In a mount or network namespace the spawn happens on a short-lived
     /// thread that entered it, so the child (and only the child) lives there.
     pub fn spawn(
         &self,
@@ -161,13 +173,22 @@ impl Cmd {
     ) -> io::Result<Child> {
         let mut c = self.build(run_id);
         c.stdout(stdout).stderr(stderr).stdin(stdin);
-        match &self.netns {
-            None => c.spawn(),
-            Some(ns) => {
-                let path = netns_path(ns);
+        match (&self.netns, &self.mntns) {
+            (None, None) => c.spawn(),
+            (ns, mnt) => {
+                let path = ns.as_ref().map(|n| netns_path(n));
+                let mnt = mnt.as_ref().map(|(f, _)| f.clone());
                 std::thread::scope(|s| {
                     s.spawn(move || {
-                        sys::enter_netns(&path)?;
+                        // Opened first: a private mount namespace made before the network
+                        // namespace was added does not see its /run/netns handle.
+                        let net = path.map(File::open).transpose()?;
+                        if let Some(m) = mnt {
+                            sys::enter_mount_ns(&m)?;
+                        }
+                        if let Some(f) = net {
+                            sys::enter_netns_file(&f)?;
+                        }
                         c.spawn()
                     })
                     .join()

@@ -25,8 +25,12 @@ extern "C" {
     fn signal(signum: c_int, handler: usize) -> usize;
 }
 
+pub const CLONE_FS: c_int = 0x0000_0200;
 pub const CLONE_NEWNS: c_int = 0x0002_0000;
 pub const CLONE_NEWNET: c_int = 0x4000_0000;
+const MS_RDONLY: c_ulong = 1;
+const MS_REMOUNT: c_ulong = 32;
+const MS_BIND: c_ulong = 4096;
 const MS_REC: c_ulong = 16384;
 const MS_PRIVATE: c_ulong = 1 << 18;
 const LOCK_EX: c_int = 2;
@@ -51,7 +55,12 @@ pub fn is_root() -> bool {
 /// Move the CALLING THREAD into the network namespace at `path` (e.g. /run/netns/NAME).
 /// Only use on a thread dedicated to that namespace: it never moves back.
 pub fn enter_netns(path: &Path) -> io::Result<()> {
-    let f = File::open(path)?;
+    enter_netns_file(&File::open(path)?)
+}
+
+/// `enter_netns` with the namespace already open (e.g. opened before entering a mount
+/// namespace where /run/netns does not show it).
+pub fn enter_netns_file(f: &File) -> io::Result<()> {
     // SAFETY: a valid open fd and a namespace type constant.
     check(unsafe { setns(f.as_raw_fd(), CLONE_NEWNET) })
 }
@@ -73,6 +82,81 @@ pub fn private_mount_namespace() -> io::Result<()> {
             std::ptr::null(),
         )
     })
+}
+
+/// Bind-mount `src` over `dst` (files or directories) in the calling thread's mount namespace.
+pub fn bind_mount(src: &Path, dst: &Path) -> io::Result<()> {
+    let (s, d) = (c_path(src)?, c_path(dst)?);
+    // SAFETY: valid C strings; a bind mount ignores fstype and data.
+    check(unsafe {
+        mount(
+            s.as_ptr(),
+            d.as_ptr(),
+            std::ptr::null(),
+            MS_BIND,
+            std::ptr::null(),
+        )
+    })
+}
+
+/// Bind-mount `src` (with its submounts) on `dst`, read-only, in the calling thread's mount
+/// namespace.
+pub fn bind_mount_readonly(src: &Path, dst: &Path) -> io::Result<()> {
+    let (s, d) = (c_path(src)?, c_path(dst)?);
+    // SAFETY: valid C strings; a bind mount ignores fstype and data.
+    check(unsafe {
+        mount(
+            s.as_ptr(),
+            d.as_ptr(),
+            std::ptr::null(),
+            MS_BIND | MS_REC,
+            std::ptr::null(),
+        )
+    })?;
+    // SAFETY: as above; a read-only remount of that bind mount.
+    check(unsafe {
+        mount(
+            std::ptr::null(),
+            d.as_ptr(),
+            std::ptr::null(),
+            MS_REMOUNT | MS_BIND | MS_RDONLY,
+            std::ptr::null(),
+        )
+    })
+}
+
+/// Mount a fresh tmpfs on `dst` in the calling thread's mount namespace.
+pub fn mount_tmpfs(dst: &Path, data: &str) -> io::Result<()> {
+    let d = c_path(dst)?;
+    let (t, o) = (
+        CString::new("tmpfs").unwrap(),
+        CString::new(data).map_err(io::Error::other)?,
+    );
+    // SAFETY: valid C strings as mount(2) documents for a new tmpfs.
+    check(unsafe {
+        mount(
+            t.as_ptr(),
+            d.as_ptr(),
+            t.as_ptr(),
+            0,
+            o.as_ptr() as *const c_void,
+        )
+    })
+}
+
+/// Move the CALLING THREAD into the mount namespace `ns` (an open /proc/…/ns/mnt). The thread
+/// first stops sharing its filesystem attributes with the process's other threads, which
+/// setns(2) requires for a mount namespace; use a thread dedicated to that namespace.
+pub fn enter_mount_ns(ns: &File) -> io::Result<()> {
+    // SAFETY: plain flag argument; a thread may unshare its fs_struct.
+    check(unsafe { unshare(CLONE_FS) })?;
+    // SAFETY: a valid open fd and a namespace type constant.
+    check(unsafe { setns(ns.as_raw_fd(), CLONE_NEWNS) })
+}
+
+fn c_path(p: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)
 }
 
 /// Try to take an exclusive lock without waiting. Ok(true): taken (held while `file` lives).

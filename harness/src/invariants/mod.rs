@@ -38,6 +38,7 @@ pub const IDS: &[&str] = &[
     "ssh.homedir-keys",
     "ssh.judged",
     "ssh.config-valid",
+    "ssh.model-agrees",
     "noexec.mounts",
     "noexec.persisted",
     "noexec.store-exec",
@@ -567,6 +568,8 @@ pub fn applies(id: &str, p: &Posture, constraint_row: bool, expects_rejection: b
     let area = id.split('.').next().unwrap_or("");
     match id {
         "noexec.store-exec" | "nixos.assertions" => true,
+        // Judged by asking sshd, which only `check` does (and says so when it did).
+        "ssh.model-agrees" => false,
         "knob-off.untouched" => true,
         "constraint.rejected" => expects_rejection,
         "nix.channels" => p.area_on("nix") && p.flag("nix.disableChannels"),

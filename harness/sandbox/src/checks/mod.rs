@@ -8,6 +8,7 @@ pub mod mounts;
 pub mod nix_daemon;
 pub mod ssh;
 pub mod sshd_config;
+pub mod sshd_model;
 pub mod units;
 
 use crate::context::{package_of, Ctx};

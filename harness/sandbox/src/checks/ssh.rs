@@ -8,6 +8,7 @@
 use super::sshd_config::{
     self, adapt, effective_root_login, parse_effective, weak_control, AdaptInput,
 };
+use super::sshd_model;
 use super::{elapsed_ms, needs_root};
 use crate::context::{write_file, Ctx, Scratch, Users};
 use crate::exec::{Cmd, Daemon, Output};
@@ -97,6 +98,8 @@ struct Prepared {
     known_hosts: PathBuf,
     key: PathBuf,
     askpass: PathBuf,
+    /// The throwaway key installed for the admin path's account alone.
+    admin_key: Option<PathBuf>,
 }
 
 fn prepare(
@@ -106,6 +109,8 @@ fn prepare(
     rendered: &str,
     users: &Users,
     label: &str,
+    extra_hosts: &[(String, u16)],
+    keys_in_etc: bool,
     rec: &mut Recorder,
 ) -> Result<Prepared, String> {
     let known = shared.known.get_or_init(|| known_algorithms(ctx)).clone()?;
@@ -137,16 +142,38 @@ fn prepare(
             .map_err(|e| e.to_string())?;
         Ok(dst.to_string_lossy().into_owned())
     };
-    let keys_dir_s = format!("{}/", keys_dir.display());
+    // In sshd's own mount namespace /etc/ssh/authorized_keys.d is this directory, and the
+    // rendered AuthorizedKeysFile stays as it is; elsewhere (the weak control) the path changes.
+    let keys_dir_s = if keys_in_etc {
+        rec.adapt(format!(
+            "/etc/ssh/authorized_keys.d, in sshd's mount namespace only, is {} (the run's throwaway keys: the client key for root and the two test users, the admin's key for it alone); AuthorizedKeysFile stays as rendered",
+            keys_dir.display()
+        ));
+        sshd_config::NIXOS_KEYS_DIR.to_string()
+    } else {
+        format!("{}/", keys_dir.display())
+    };
     let pid_file = scratch.path("sshd.pid").to_string_lossy().into_owned();
     let input = AdaptInput {
+        purpose: sshd_config::Purpose::Live,
         host_key: &host_key,
         declared_host_keys: &declared,
         keys_dir: &keys_dir_s,
         pid_file: &pid_file,
         known: &known,
     };
-    let adapted = adapt(rendered, &input)?;
+    let mut adapted = adapt(rendered, &input)?;
+    for (addr, port) in extra_hosts {
+        let line = if addr.contains(':') {
+            format!("ListenAddress [{addr}]:{port}")
+        } else {
+            format!("ListenAddress {addr}:{port}")
+        };
+        adapted.text = sshd_config::add_global_line(&adapted.text, &line);
+        adapted.adaptations.push(format!(
+            "{line} added: the admin path's connection arrives there (an address on the namespace's loopback)"
+        ));
+    }
     for a in &adapted.adaptations {
         rec.adapt(a);
     }
@@ -163,9 +190,15 @@ fn prepare(
     ] {
         write_file(&keys_dir.join(u), &pubkey, 0o644).map_err(|e| e.to_string())?;
     }
-    // known_hosts from the throwaway host keys, for every port.
+    // known_hosts from the throwaway host keys, for every port and address.
     let mut kh = String::new();
-    for port in &adapted.ports {
+    let targets: Vec<(String, u16)> = adapted
+        .ports
+        .iter()
+        .map(|p| ("127.0.0.1".to_string(), *p))
+        .chain(extra_hosts.iter().cloned())
+        .collect();
+    for (addr, port) in &targets {
         for entry in std::fs::read_dir(&scratch.dir)
             .map_err(|e| e.to_string())?
             .flatten()
@@ -176,9 +209,9 @@ fn prepare(
             {
                 let pubk = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
                 let host = if *port == 22 {
-                    "127.0.0.1".to_string()
+                    addr.clone()
                 } else {
-                    format!("[127.0.0.1]:{port}")
+                    format!("[{addr}]:{port}")
                 };
                 kh.push_str(&format!("{host} {}\n", pubk.trim()));
             }
@@ -200,6 +233,7 @@ fn prepare(
         known_hosts,
         key,
         askpass,
+        admin_key: None,
     })
 }
 
@@ -222,28 +256,79 @@ struct Server {
     port: u16,
 }
 
-fn start_server(ctx: &Ctx, prep: &Prepared, log_name: &str) -> Result<Server, String> {
+/// Start the server in a fresh network namespace; with `accounts`, in that mount namespace (the
+/// configuration's accounts exist for it); `extra` are (address, port) it also listens on, each
+/// put on the namespace's loopback together with `peer`'s client address.
+fn start_server(
+    ctx: &Ctx,
+    prep: &Prepared,
+    log_name: &str,
+    accounts: Option<&sshd_model::AccountsNs>,
+    extra: &[(String, u16)],
+    peer: Option<&sshd_model::Context>,
+) -> Result<Server, String> {
     let ns = ctx.netns().map_err(|e| e.to_string())?;
+    let mut addrs: Vec<&str> = extra.iter().map(|(a, _)| a.as_str()).collect();
+    if let Some(c) = peer {
+        addrs.push(c.addr.as_str());
+    }
+    addrs.sort();
+    addrs.dedup();
+    for a in addrs.iter().filter(|a| !a.starts_with("127.")) {
+        let (prefix, nodad) = if a.contains(':') {
+            ("128", true)
+        } else {
+            ("32", false)
+        };
+        let mut c = ctx
+            .tool("ip")
+            .args(["-n", ns.name.as_str(), "addr", "add"])
+            .arg(format!("{a}/{prefix}"))
+            .args(["dev", "lo"]);
+        if nodad {
+            c = c.arg("nodad");
+        }
+        let o = ctx
+            .run(&c, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        if !o.ok() {
+            return Err(format!("`{}`: {}", c.display(), o.digest(3)));
+        }
+    }
     let port = prep.adapted.ports[0];
     let cmd = ctx
         .tool("sshd")
         .in_netns(&ns.name)
         .args(["-D", "-e", "-f"])
         .arg(prep.cfg.to_string_lossy());
+    let cmd = match accounts {
+        Some(a) => a.cmd(cmd),
+        None => cmd,
+    };
     let mut daemon = Daemon::start(&cmd, ctx.run_id(), &prep.scratch.path(log_name))
         .map_err(|e| format!("starting sshd: {e}"))?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    if !net::wait_listening(&ns.name, addr, Duration::from_secs(5)) {
-        let alive = daemon.alive();
-        return Err(format!(
-            "sshd did not listen on {addr} within 5 s (running: {alive}); log: {}",
-            daemon
-                .log_text()
-                .lines()
-                .take(5)
-                .collect::<Vec<_>>()
-                .join(" | ")
-        ));
+    let mut wait: Vec<SocketAddr> = vec![format!("127.0.0.1:{port}").parse().unwrap()];
+    for (a, p) in extra {
+        let s = if a.contains(':') {
+            format!("[{a}]:{p}")
+        } else {
+            format!("{a}:{p}")
+        };
+        wait.push(s.parse().map_err(|e| format!("{s}: {e}"))?);
+    }
+    for addr in wait {
+        if !net::wait_listening(&ns.name, addr, Duration::from_secs(5)) {
+            let alive = daemon.alive();
+            return Err(format!(
+                "sshd did not listen on {addr} within 5 s (running: {alive}); log: {}",
+                daemon
+                    .log_text()
+                    .lines()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ));
+        }
     }
     Ok(Server { ns, daemon, port })
 }
@@ -253,12 +338,39 @@ struct Client<'a> {
     ns: &'a str,
     port: u16,
     prep: &'a Prepared,
+    /// The server address the client connects to (127.0.0.1, or a connection's local address).
+    host: String,
+    /// The client address it connects from (a connection's client address), if not the default.
+    bind: Option<String>,
+    /// The key it logs in with (the run's client key, or the admin's).
+    key: PathBuf,
 }
 
 impl Client<'_> {
+    fn new<'a>(ctx: &'a Ctx, ns: &'a str, port: u16, prep: &'a Prepared) -> Client<'a> {
+        Client {
+            ctx,
+            ns,
+            port,
+            prep,
+            host: "127.0.0.1".into(),
+            bind: None,
+            key: prep.key.clone(),
+        }
+    }
+
+    fn dest(&self, user: &str) -> String {
+        format!("{user}@{}", self.host)
+    }
+
     fn base(&self, program: &str) -> Cmd {
         let port_flag = if program == "sftp" { "-P" } else { "-p" };
-        self.ctx.tool(program).in_netns(self.ns).args([
+        let c = self.ctx.tool(program).in_netns(self.ns);
+        let c = match &self.bind {
+            Some(b) => c.arg("-o").arg(format!("BindAddress={b}")),
+            None => c,
+        };
+        c.args([
             "-F".to_string(),
             "/dev/null".into(),
             port_flag.into(),
@@ -301,7 +413,7 @@ impl Client<'_> {
             "PreferredAuthentications=publickey",
             "-i",
         ])
-        .arg(self.prep.key.to_string_lossy())
+        .arg(self.key.to_string_lossy())
     }
 
     fn exec(&self, c: &Cmd) -> Result<Output, String> {
@@ -398,7 +510,7 @@ impl Client<'_> {
             ])
             .arg("-o")
             .arg(format!("PreferredAuthentications={kind}"))
-            .arg(format!("{user}@127.0.0.1"))
+            .arg(self.dest(user))
             .arg(format!("echo {marker}"));
         let name = if kind == "password" {
             "password"
@@ -409,9 +521,23 @@ impl Client<'_> {
     }
 
     fn key_login(&self, name: &'static str, user: &str) -> Probe {
+        self.key_login_with(name, user, &self.key)
+    }
+
+    fn key_login_with(&self, name: &'static str, user: &str, key: &Path) -> Probe {
         let c = self
-            .with_key(self.base("ssh"))
-            .arg(format!("{user}@127.0.0.1"))
+            .base("ssh")
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentityAgent=none",
+                "-o",
+                "PreferredAuthentications=publickey",
+                "-i",
+            ])
+            .arg(key.to_string_lossy())
+            .arg(self.dest(user))
             .arg("echo LOGIN_OK user=$(id -un)");
         // A refused root login (PermitRootLogin no / forced-commands-only) may also end with
         // sshd closing the connection after the key was accepted.
@@ -435,7 +561,7 @@ impl Client<'_> {
             .with_key(self.base("ssh"))
             .arg("-W")
             .arg(format!("127.0.0.1:{}", self.port))
-            .arg(format!("{user}@127.0.0.1"));
+            .arg(self.dest(user));
         Self::probe(
             "forward -W",
             &c,
@@ -454,7 +580,7 @@ impl Client<'_> {
                 self.forward_port(1),
                 self.port
             ))
-            .arg(format!("{user}@127.0.0.1"))
+            .arg(self.dest(user))
             .arg("echo R_FORWARD_OK");
         Self::probe(
             "forward -R",
@@ -479,7 +605,7 @@ impl Client<'_> {
                 self.forward_port(0),
                 self.port
             ))
-            .arg(format!("{user}@127.0.0.1"))
+            .arg(self.dest(user))
             .arg("sleep 10");
         let command = c.display();
         let log = self
@@ -597,7 +723,7 @@ impl Client<'_> {
             .ctx
             .tool("ssh-add")
             .env("SSH_AUTH_SOCK", sock.to_string_lossy())
-            .arg(self.prep.key.to_string_lossy());
+            .arg(self.key.to_string_lossy());
         // The socket file appears at bind(), a moment before the agent listens.
         let mut added = self.ctx.run(&add, PROBE_TIMEOUT);
         for _ in 0..50 {
@@ -623,8 +749,8 @@ impl Client<'_> {
             .arg("-o")
             .arg(format!("IdentityAgent={}", sock.display()))
             .arg("-i")
-            .arg(self.prep.key.with_extension("pub").to_string_lossy())
-            .arg(format!("{user}@127.0.0.1"))
+            .arg(self.key.with_extension("pub").to_string_lossy())
+            .arg(self.dest(user))
             .arg("echo SOCK=${SSH_AUTH_SOCK:-unset}");
         let command_base = c.display();
         let probe = match added {
@@ -667,9 +793,9 @@ impl Client<'_> {
         let c = self
             .base("sftp")
             .args(["-o", "BatchMode=yes", "-o", "IdentityAgent=none", "-i"])
-            .arg(self.prep.key.to_string_lossy())
+            .arg(self.key.to_string_lossy())
             .args(["-b", "-"])
-            .arg(format!("{user}@127.0.0.1"))
+            .arg(self.dest(user))
             .stdin("pwd\n");
         Self::probe(
             "sftp",
@@ -732,15 +858,12 @@ fn control(
             &weak,
             users,
             "ssh-control",
+            &[],
+            false,
             &mut scratch_rec,
         )?;
-        let server = start_server(ctx, &prep, "sshd-control.log")?;
-        let client = Client {
-            ctx,
-            ns: &server.ns.name,
-            port: server.port,
-            prep: &prep,
-        };
+        let server = start_server(ctx, &prep, "sshd-control.log", None, &[], None)?;
+        let client = Client::new(ctx, &server.ns.name, server.port, &prep);
         let who = Who {
             login: users.member.name.clone(),
             password_user: users.member.name.clone(),
@@ -885,40 +1008,41 @@ pub fn run(
     }
     let mut rec = Recorder::new(CheckId::Sshd);
     let mut audit = Recorder::new(CheckId::SshAudit);
-    let mut live_skipped = None;
-    let outcome = run_inner(
-        ctx,
-        shared,
-        p,
-        rendered,
-        &tools_ok,
-        &mut rec,
-        &mut audit,
-        &mut live_skipped,
-    );
-    if let Err(e) = outcome {
-        rec.fail("could not run the ssh checks", e.clone());
-        audit.fail("could not run the ssh checks", e);
-    }
+    let outcome = run_inner(ctx, shared, p, rendered, &tools_ok, &mut rec, &mut audit);
+    let mut unsupported = None;
+    let summary = match outcome {
+        Ok(s) => s,
+        Err(e) => {
+            match sshd_model::newer_feature(&e) {
+                // This OpenSSH cannot read what NixOS's can: the tier cannot judge, and says so.
+                Some(f) => unsupported = Some(format!(
+                    "this OpenSSH ({}) cannot read the rendered sshd_config, NixOS's OpenSSH can: it uses {f}",
+                    ctx.tools.versions.get("openssh").cloned().unwrap_or_default()
+                )),
+                None => {
+                    rec.fail("could not run the ssh checks", e.clone());
+                    audit.fail("could not run the ssh checks", e);
+                }
+            }
+            String::new()
+        }
+    };
     let ms = elapsed_ms(started);
     for c in tools_ok {
         let r = if c == CheckId::Sshd {
-            let r = std::mem::replace(&mut rec, Recorder::new(CheckId::Sshd)).finish(
-                "sshd behaves as promised and the weak control was caught",
-                ms,
-            );
-            match (&live_skipped, r.status) {
-                (Some(why), crate::model::Status::Pass) => CheckResult {
-                    status: crate::model::Status::Skipped,
-                    skip_kind: Some(SkipKind::Unsupported),
-                    summary: why.clone(),
-                    ..r
-                },
-                _ => r,
-            }
+            std::mem::replace(&mut rec, Recorder::new(CheckId::Sshd)).finish(summary.clone(), ms)
         } else {
             std::mem::replace(&mut audit, Recorder::new(CheckId::SshAudit))
                 .finish("ssh-audit finds nothing to fault", ms)
+        };
+        let r = match &unsupported {
+            Some(why) => CheckResult {
+                status: crate::model::Status::Skipped,
+                skip_kind: Some(SkipKind::Unsupported),
+                summary: why.clone(),
+                ..r
+            },
+            None => r,
         };
         results.push(r);
     }
@@ -926,7 +1050,14 @@ pub fn run(
     results
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The connection the live probes log in as (and from).
+struct Login {
+    user: String,
+    /// Server address and client address, when not the loopback default.
+    via: Option<(String, String)>,
+}
+
+/// Returns the pass summary.
 fn run_inner(
     ctx: &Ctx,
     shared: &SshShared,
@@ -935,11 +1066,72 @@ fn run_inner(
     wanted: &[CheckId],
     rec: &mut Recorder,
     audit: &mut Recorder,
-    live_skipped: &mut Option<String>,
-) -> Result<(), String> {
+) -> Result<String, String> {
+    // Host users first: useradd must write the host's files, never the namespace's.
     let users = ctx.users()?;
     ensure_privsep_dir(rec)?;
-    let prep = prepare(ctx, shared, p, rendered, &users, "ssh", rec)?;
+    let model = sshd_model::Model::of(&p.projection)?
+        .ok_or("the projection has no effective.sshd (it predates paranoid's sshd model)")?;
+    let admin = sshd_model::AdminPath::of(&p.projection)
+        .ok_or("the projection has no effective.adminPath (it predates the admin-path analysis)")?;
+
+    // The admin path's first way in: its connection, for the live login.
+    let admin_ctx = admin.paths.first().and_then(|e| {
+        model
+            .contexts
+            .iter()
+            .find(|c| c.id == e.context)
+            .map(|c| (e, c))
+    });
+    let extra_hosts: Vec<(String, u16)> = admin_ctx
+        .iter()
+        .map(|(_, c)| (c.laddr.clone(), c.lport))
+        .collect();
+    let mut prep = prepare(
+        ctx,
+        shared,
+        p,
+        rendered,
+        &users,
+        "ssh",
+        &extra_hosts,
+        true,
+        rec,
+    )?;
+    // The configuration's accounts, for sshd only (plus the run's throwaway users).
+    let accounts_dir = ctx.scratch("ssh-accounts").map_err(|e| e.to_string())?;
+    let mut host_users = vec![users.member.name.as_str(), users.outsider.name.as_str()];
+    if p.projection.pointer("/effective/accounts/sshd").is_none() {
+        host_users.push("sshd");
+    }
+    let extra = sshd_model::HostLines::read(
+        &host_users,
+        &[
+            users.member.name.as_str(),
+            users.outsider.name.as_str(),
+            users.wheel.as_str(),
+        ],
+    );
+    let files = sshd_model::account_files(&p.projection, &extra)?;
+    for a in &files.adaptations {
+        rec.adapt(a);
+    }
+    let ns = sshd_model::AccountsNs::create(
+        &accounts_dir.dir,
+        &files,
+        false,
+        Some(&prep.scratch.path("authorized_keys.d")),
+    )?;
+    let run = |c: &Cmd, t: Duration| ctx.run(c, t);
+    rec.note(sshd_model::check_nss(&run, &ns, &files)?);
+
+    if let Some((e, c)) = admin_ctx {
+        install_admin_key(ctx, &mut prep, e, c, rec)?;
+    }
+    let sshd = ctx.tools.path("sshd");
+    for a in sshd_model::fit_to_this_sshd(&run, &ns, &sshd, &prep.cfg)? {
+        rec.adapt(a);
+    }
     // ssh-audit judges the adapted server too: it gets the same adaptation record.
     for e in rec
         .evidence
@@ -948,11 +1140,10 @@ fn run_inner(
     {
         audit.evidence.push(e.clone());
     }
-    let sshd = ctx.tools.path("sshd");
     let cfg = prep.cfg.to_string_lossy().into_owned();
 
-    // Static: sshd's own parser and its effective values per user.
-    let t = ctx.tool("sshd").args(["-t", "-f", cfg.as_str()]);
+    // Static: sshd's own parser.
+    let t = ns.cmd(ctx.tool("sshd").args(["-t", "-f", cfg.as_str()]));
     let o = ctx
         .run(&t, Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
@@ -964,21 +1155,23 @@ fn run_inner(
     );
     if !syntax_ok {
         audit.fail("sshd rejects the configuration", o.digest(3));
-        return Ok(());
+        return Ok(String::new());
     }
-    let effective = |user: &str| -> Result<(String, BTreeMap<String, Vec<String>>), String> {
-        let c = Cmd::new(sshd.clone())
-            .args(["-T", "-f", cfg.as_str(), "-C"])
-            .arg(format!("user={user},host=localhost,addr=127.0.0.1"));
+    let effective = |user: &str| -> Result<BTreeMap<String, Vec<String>>, String> {
+        let c = ns.cmd(
+            Cmd::new(sshd.clone())
+                .args(["-T", "-f", cfg.as_str(), "-C"])
+                .arg(format!("user={user},host=localhost,addr=127.0.0.1")),
+        );
         let o = ctx
             .run(&c, Duration::from_secs(10))
             .map_err(|e| e.to_string())?;
         if !o.ok() {
             return Err(format!("`{}`: {}", c.display(), o.digest(3)));
         }
-        Ok((c.display(), parse_effective(&o.stdout)))
+        Ok(parse_effective(&o.stdout))
     };
-    let (_, eff_member) = effective(&users.member.name)?;
+    let eff_member = effective(&users.member.name)?;
     let allow = allowusers(&eff_member);
     let prl = p
         .knob_str("ssh.permitRootLogin")
@@ -988,97 +1181,62 @@ fn run_inner(
         prl.as_str(),
         "prohibit-password" | "without-password" | "yes"
     ) && user_allowed(&allow, "root");
-    let login = if user_allowed(&allow, &users.member.name) {
-        Some(users.member.name.clone())
-    } else if root_expected {
-        Some("root".to_string())
-    } else {
-        None
-    };
     let sftp_expected = p
         .knob("ssh.allowSFTP")
         .and_then(|v| v.as_bool())
         .unwrap_or(true);
 
+    let mut connections = 0;
     if wanted.contains(&CheckId::Sshd) {
-        let mut who_list = vec![users.member.name.clone(), "root".to_string()];
-        who_list.dedup();
-        for user in &who_list {
-            let (cmd, eff) = effective(user)?;
-            let mut bad = vec![];
-            let mut good = vec![];
-            for (k, want) in expected_effective(p) {
-                let got = eff
-                    .get(k)
-                    .map(|v| v.join(" "))
-                    .unwrap_or_else(|| "(absent)".into());
-                if got == want {
-                    good.push(format!("{k} {got}"));
+        connections = judge_connections(
+            ctx,
+            p,
+            &model,
+            &ns,
+            &run,
+            &sshd,
+            rendered,
+            &prep,
+            sftp_expected,
+            rec,
+        )?;
+        if admin.ok {
+            let (e, _) = admin_ctx
+                .ok_or("effective.adminPath is ok but names no connection the model evaluated")?;
+            rec.note(format!(
+                "admin path: {} over {} (connection {}), then {}",
+                e.account,
+                e.network,
+                e.context,
+                if e.via == "root" {
+                    "already root".into()
                 } else {
-                    bad.push(format!("{k} {got} (promised {want})"));
+                    format!("root through {}", e.via)
                 }
-            }
-            let sftp_lines: Vec<&String> = eff
-                .get("subsystem")
-                .map(|v| v.iter().filter(|l| l.starts_with("sftp")).collect())
-                .unwrap_or_default();
-            if sftp_lines.is_empty() == sftp_expected {
-                bad.push(format!(
-                    "subsystem sftp {} (paranoid.ssh.allowSFTP = {sftp_expected})",
-                    if sftp_lines.is_empty() {
-                        "absent".into()
-                    } else {
-                        sftp_lines[0].clone()
-                    }
-                ));
-            } else {
-                good.push(format!(
-                    "subsystem sftp {}",
-                    if sftp_expected { "present" } else { "absent" }
-                ));
-            }
-            if let Some(want) = p.knob("ssh.allowUsers").filter(|v| !v.is_null()) {
-                let want: BTreeSet<String> = strings(Some(want)).into_iter().collect();
-                let got: BTreeSet<String> = allowusers(&eff).into_iter().collect();
-                if want != got {
-                    bad.push(format!("allowusers {got:?} (promised {want:?})"));
-                } else {
-                    good.push(format!(
-                        "allowusers {}",
-                        got.iter().cloned().collect::<Vec<_>>().join(" ")
-                    ));
-                }
-            }
-            let akf = eff
-                .get("authorizedkeysfile")
-                .map(|v| v.join(" "))
-                .unwrap_or_default();
-            let homedir: Vec<&str> = akf
-                .split_whitespace()
-                .filter(|f| !f.starts_with('/') || f.contains("%h") || f.contains("%d"))
-                .collect();
-            if homedir.is_empty() {
-                good.push(format!("authorizedkeysfile {akf}"));
-            } else {
-                bad.push(format!(
-                    "authorizedkeysfile reads keys from the home directory: {}",
-                    homedir.join(" ")
-                ));
-            }
-            let ok = bad.is_empty();
-            rec.step(
-                format!("effective values for user={user} match paranoid.ssh"),
-                cmd,
-                if ok { good.join(", ") } else { bad.join("; ") },
-                ok,
+            ));
+        } else {
+            rec.fail(
+                "no admin path: after a reboot nobody can reach root from the network (effective.adminPath)",
+                admin.broken_text(),
             );
         }
     }
 
-    let server = start_server(ctx, &prep, "sshd.log")?;
+    let server = start_server(
+        ctx,
+        &prep,
+        "sshd.log",
+        Some(&ns),
+        &extra_hosts,
+        admin_ctx.map(|(_, c)| c),
+    )?;
     rec.note(format!(
-        "sshd listening on 127.0.0.1:{} in network namespace {} (pid {})",
+        "sshd listening on 127.0.0.1:{}{} in network namespace {} (pid {})",
         server.port,
+        extra_hosts
+            .iter()
+            .map(|(a, p)| format!(" and {a}:{p}"))
+            .collect::<String>(),
         server.ns.name,
         server.daemon.pid()
     ));
@@ -1087,118 +1245,387 @@ fn run_inner(
     if wanted.contains(&CheckId::SshAudit) {
         audit_server(ctx, p, &server, audit)?;
     }
+    if !wanted.contains(&CheckId::Sshd) {
+        return Ok(String::new());
+    }
 
-    if wanted.contains(&CheckId::Sshd) {
-        let client = Client {
-            ctx,
-            ns: &server.ns.name,
-            port: server.port,
-            prep: &prep,
-        };
-        let outsider = (!allow.is_empty() && !user_allowed(&allow, &users.outsider.name))
-            .then(|| users.outsider.name.clone());
-        let Some(login) = login else {
-            // Not the configuration's fault: this sandbox only has root and its own throwaway
-            // users, and AllowUsers is a security keyword it never rewrites.
-            *live_skipped = Some(format!(
-                "AllowUsers {} admits none of root (PermitRootLogin {prl}) and this sandbox's throwaway users: \
-                 the live probes cannot log in, so they were not run (the static checks above were)",
-                allow.join(" ")
-            ));
-            return Ok(());
-        };
-        let who = Who {
-            login: login.clone(),
-            password_user: users.member.name.clone(),
-            outsider,
-        };
-        let probes = probe_all(&client, &who, login != "root");
-        let mut probes: BTreeMap<&'static str, Probe> =
-            probes.into_iter().map(|p| (p.name, p)).collect();
-        if login == "root" {
-            if let Some(k) = probes.get("key login").cloned() {
-                probes.insert(
-                    "root login",
-                    Probe {
-                        name: "root login",
-                        ..k
-                    },
-                );
-            }
-        }
-        drop(server);
-        let ctl = control(ctx, shared, p, rendered, &users)?;
+    // The admin logs in, over the live sshd, from the admin path's connection.
+    if let Some((e, c)) = admin_ctx {
+        let mut client = Client::new(ctx, &server.ns.name, c.lport, &prep);
+        client.host = c.laddr.clone();
+        client.bind = Some(c.addr.clone());
+        let key = prep.admin_key.clone().ok_or("no admin key was installed")?;
+        let probe = client.key_login_with("admin login", &e.account, &key);
+        rec.step(
+            format!(
+                "the admin path's first account {} logs in over the live sshd from {} ({} → {}:{}) with a key installed for it alone",
+                e.account, c.network, c.addr, c.laddr, c.lport
+            ),
+            probe.command.clone(),
+            probe.decisive.clone(),
+            probe.allowed == Some(true),
+        );
+    }
 
-        let expect = |name: &str| -> (bool, String) {
-            match name {
-                "password" | "keyboard-interactive" => (false, "refused".into()),
-                "key login" => (true, format!("works for the allowed user {login}")),
-                "forward -W" | "forward -L" | "forward -R" | "agent forwarding" => {
-                    (false, "refused".into())
-                }
-                "sftp" => (
-                    sftp_expected,
-                    if sftp_expected {
-                        "works (allowSFTP on)".into()
-                    } else {
-                        "refused (allowSFTP off)".into()
-                    },
-                ),
-                "root login" => (
-                    root_expected,
-                    format!(
-                        "{} (PermitRootLogin {prl})",
-                        if root_expected { "works" } else { "refused" }
-                    ),
-                ),
-                _ => (false, "refused (not in AllowUsers)".into()),
-            }
-        };
-        for (name, probe) in &probes {
-            let (want, text) = expect(name);
-            let mut ok = probe.allowed == Some(want);
-            let mut decisive = probe.decisive.clone();
-            if (*name == "password" || *name == "keyboard-interactive") && ok {
-                // The refusal must come from the offered methods, not from anything else.
-                let m = probe.methods.clone().unwrap_or_default();
-                if m.split(',')
-                    .any(|x| x == "password" || x == "keyboard-interactive")
-                {
-                    ok = false;
-                    decisive.push_str(&format!(" (the server still offers {m})"));
-                }
-            }
-            rec.step(
-                format!("{name} {text}"),
-                probe.command.clone(),
-                decisive,
-                ok,
-            );
-        }
-        // The control: every probe must see the weakness.
-        let mut blind = vec![];
-        for (name, probe) in &ctl.probes {
-            if !probes.contains_key(name) {
-                continue;
-            }
-            if probe.allowed != Some(true) {
-                blind.push(format!("{name}: {}", probe.decisive));
-            }
-        }
-        if blind.is_empty() {
-            rec.step(
-                format!("positive control (weak config from {}, run once per run) was caught by every probe", ctl.from),
-                "",
-                ctl.probes.values().map(|p| format!("{}: {}", p.name, p.decisive)).collect::<Vec<_>>().join(" | "),
-                true,
-            );
-        } else {
-            rec.fail(
-                "a probe did not catch the weak control (it cannot fail, so it proves nothing)",
-                blind.join(" | "),
+    let client = Client::new(ctx, &server.ns.name, server.port, &prep);
+    let outsider = (!allow.is_empty() && !user_allowed(&allow, &users.outsider.name))
+        .then(|| users.outsider.name.clone());
+    let login = if user_allowed(&allow, &users.member.name) {
+        Some(Login {
+            user: users.member.name.clone(),
+            via: None,
+        })
+    } else if root_expected {
+        Some(Login {
+            user: "root".into(),
+            via: None,
+        })
+    } else {
+        admin_ctx.map(|(e, c)| Login {
+            user: e.account.clone(),
+            via: Some((c.laddr.clone(), c.addr.clone())),
+        })
+    };
+    let Some(login) = login else {
+        // Nobody the sandbox can log in as is admitted: with no admin path, that is the
+        // configuration's fault, and the admin-path step above already failed.
+        rec.fail(
+            "the live probes cannot log in: sshd admits none of the run's users, root or an admin",
+            format!(
+                "AllowUsers {}; PermitRootLogin {prl}; {}",
+                allow.join(" "),
+                admin.broken_text()
+            ),
+        );
+        return Ok(String::new());
+    };
+    let mut client = client;
+    if let Some((host, bind)) = &login.via {
+        client.host = host.clone();
+        client.bind = Some(bind.clone());
+        client.port = admin_ctx.map(|(_, c)| c.lport).unwrap_or(server.port);
+        client.key = prep.admin_key.clone().ok_or("no admin key was installed")?;
+        rec.note(format!(
+            "the live probes log in as {} from {bind} to {host}: AllowUsers admits neither the run's users nor root",
+            login.user
+        ));
+    }
+    let key_user = login.user.clone();
+    let who = Who {
+        login: key_user.clone(),
+        password_user: users.member.name.clone(),
+        outsider,
+    };
+    let probes = probe_all(&client, &who, key_user != "root");
+    let mut probes: BTreeMap<&'static str, Probe> =
+        probes.into_iter().map(|p| (p.name, p)).collect();
+    if key_user == "root" {
+        if let Some(k) = probes.get("key login").cloned() {
+            probes.insert(
+                "root login",
+                Probe {
+                    name: "root login",
+                    ..k
+                },
             );
         }
     }
+    drop(server);
+    let ctl = control(ctx, shared, p, rendered, &users)?;
+
+    let expect = |name: &str| -> (bool, String) {
+        match name {
+            "password" | "keyboard-interactive" => (false, "refused".into()),
+            "key login" => (true, format!("works for the allowed user {key_user}")),
+            "forward -W" | "forward -L" | "forward -R" | "agent forwarding" => {
+                (false, "refused".into())
+            }
+            "sftp" => (
+                sftp_expected,
+                if sftp_expected {
+                    "works (allowSFTP on)".into()
+                } else {
+                    "refused (allowSFTP off)".into()
+                },
+            ),
+            "root login" => (
+                root_expected,
+                format!(
+                    "{} (PermitRootLogin {prl})",
+                    if root_expected { "works" } else { "refused" }
+                ),
+            ),
+            _ => (false, "refused (not in AllowUsers)".into()),
+        }
+    };
+    for (name, probe) in &probes {
+        let (want, text) = expect(name);
+        let mut ok = probe.allowed == Some(want);
+        let mut decisive = probe.decisive.clone();
+        if (*name == "password" || *name == "keyboard-interactive") && ok {
+            // The refusal must come from the offered methods, not from anything else.
+            let m = probe.methods.clone().unwrap_or_default();
+            if m.split(',')
+                .any(|x| x == "password" || x == "keyboard-interactive")
+            {
+                ok = false;
+                decisive.push_str(&format!(" (the server still offers {m})"));
+            }
+        }
+        rec.step(
+            format!("{name} {text}"),
+            probe.command.clone(),
+            decisive,
+            ok,
+        );
+    }
+    // The control: every probe must see the weakness.
+    let mut blind = vec![];
+    for (name, probe) in &ctl.probes {
+        if !probes.contains_key(name) {
+            continue;
+        }
+        if probe.allowed != Some(true) {
+            blind.push(format!("{name}: {}", probe.decisive));
+        }
+    }
+    if blind.is_empty() {
+        rec.step(
+            format!("positive control (weak config from {}, run once per run) was caught by every probe", ctl.from),
+            "",
+            ctl.probes.values().map(|p| format!("{}: {}", p.name, p.decisive)).collect::<Vec<_>>().join(" | "),
+            true,
+        );
+    } else {
+        rec.fail(
+            "a probe did not catch the weak control (it cannot fail, so it proves nothing)",
+            blind.join(" | "),
+        );
+    }
+    Ok(format!(
+        "sshd keeps every promise on all {connections} connections (sshd -T -C, in agreement with paranoid's model), {} logs in, and the weak control was caught",
+        admin_ctx.map(|(e, _)| format!("the admin {}", e.account)).unwrap_or_default()
+    ))
+}
+
+/// sshd -T -C for every connection of the model: each must keep the promises of paranoid.ssh,
+/// and sshd must agree with the model on every tracked keyword. Returns the connections judged.
+#[allow(clippy::too_many_arguments)]
+fn judge_connections(
+    ctx: &Ctx,
+    p: &Permutation,
+    model: &sshd_model::Model,
+    ns: &sshd_model::AccountsNs,
+    run: sshd_model::Runner,
+    sshd: &str,
+    rendered: &str,
+    prep: &Prepared,
+    sftp_expected: bool,
+    rec: &mut Recorder,
+) -> Result<usize, String> {
+    if !model.judged {
+        rec.note(format!(
+            "paranoid's model cannot judge this sshd_config ({}): connections are not compared",
+            model.unjudged.join("; ")
+        ));
+        return Ok(0);
+    }
+    // sshd -T reads the rendered file with only what it must load adapted (host keys, unknown
+    // algorithms and keywords): paths it never opens in that mode stay as rendered.
+    let dump = prep.scratch.path("sshd_config.dump");
+    let key = ctx.key("ed25519", None, "dump")?;
+    let key_s = key.to_string_lossy().into_owned();
+    let host_key = |_: &str, _: Option<u32>| -> Result<String, String> { Ok(key_s.clone()) };
+    let known = known_algorithms(ctx)?;
+    for a in sshd_model::write_dump_config(
+        rendered,
+        &sshd_model::declared_host_keys(&p.projection),
+        &known,
+        &host_key,
+        &dump,
+    )? {
+        rec.adapt(format!("sshd -T: {a}"));
+    }
+    let fit = sshd_model::fit_to_this_sshd(run, ns, sshd, &dump).map(|a| {
+        for x in a {
+            rec.adapt(format!("sshd -T: {x}"));
+        }
+    });
+    if let Some(d) = sshd_model::validity(model, &fit) {
+        rec.fail(
+            "paranoid's model and sshd disagree on whether sshd starts with this file",
+            d.to_string(),
+        );
+        return Ok(0);
+    }
+    fit?;
+    let answers = sshd_model::ask_all(run, ns, sshd, &dump, &model.contexts)?;
+    let cmp = sshd_model::compare(model, &answers);
+    for d in &cmp.disagreements {
+        rec.fail(
+            format!(
+                "paranoid's model disagrees with sshd for {} on {}",
+                d.context, d.keyword
+            ),
+            format!("model: {:?}; sshd -T -C: {:?}", d.model, d.sshd),
+        );
+    }
+    if cmp.disagreements.is_empty() {
+        rec.step(
+            format!(
+                "paranoid's model agrees with sshd on every tracked keyword of all {} connections ({} comparisons)",
+                cmp.connections, cmp.compared
+            ),
+            answers.first().map(|a| a.command.clone()).unwrap_or_default(),
+            format!(
+                "connections: {}{}",
+                answers.iter().map(|a| a.context.as_str()).collect::<Vec<_>>().join(", "),
+                if cmp.unprinted.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not printed by this sshd: {}", cmp.unprinted.iter().cloned().collect::<Vec<_>>().join(", "))
+                }
+            ),
+            true,
+        );
+    }
+    // The promises of paranoid.ssh, for every connection; connections with the same verdict
+    // share one step.
+    let promised = expected_effective(p);
+    let allow_knob: Option<BTreeSet<String>> = p
+        .knob("ssh.allowUsers")
+        .filter(|v| !v.is_null())
+        .map(|v| strings(Some(v)).into_iter().collect());
+    let mut groups: BTreeMap<(Vec<String>, Vec<String>), Vec<&sshd_model::Answer>> =
+        BTreeMap::new();
+    for a in &answers {
+        let c = model.contexts.iter().find(|c| c.id == a.context);
+        let is_root = c.is_some_and(|c| c.user == "root");
+        let mut bad = vec![];
+        let mut good = vec![];
+        for (k, want) in &promised {
+            if *k == "permitrootlogin" && !is_root {
+                continue; // only root's connections are asked about root logins
+            }
+            let got =
+                sshd_model::normalise(k, a.values.get(*k)).unwrap_or_else(|| "(absent)".into());
+            let want = sshd_model::normalise(k, Some(&vec![want.clone()])).unwrap_or_default();
+            if got == want {
+                good.push(format!("{k} {got}"));
+            } else {
+                bad.push(format!("{k} {got} (promised {want})"));
+            }
+        }
+        let sftp: Vec<&String> = a
+            .values
+            .get("subsystem")
+            .map(|v| v.iter().filter(|l| l.starts_with("sftp")).collect())
+            .unwrap_or_default();
+        if sftp.is_empty() == sftp_expected {
+            bad.push(format!(
+                "subsystem sftp {} (paranoid.ssh.allowSFTP = {sftp_expected})",
+                sftp.first().map(|s| s.as_str()).unwrap_or("absent")
+            ));
+        } else {
+            good.push(format!(
+                "subsystem sftp {}",
+                if sftp_expected { "present" } else { "absent" }
+            ));
+        }
+        if let Some(want) = &allow_knob {
+            let got: BTreeSet<String> = allowusers(&a.values).into_iter().collect();
+            if &got != want {
+                bad.push(format!("allowusers {got:?} (promised {want:?})"));
+            } else {
+                good.push(format!(
+                    "allowusers {}",
+                    got.iter().cloned().collect::<Vec<_>>().join(" ")
+                ));
+            }
+        }
+        let akf = a
+            .values
+            .get("authorizedkeysfile")
+            .map(|v| v.join(" "))
+            .unwrap_or_default();
+        let homedir: Vec<&str> = akf
+            .split_whitespace()
+            .filter(|f| !f.starts_with('/') || f.contains("%h") || f.contains("%d"))
+            .collect();
+        if homedir.is_empty() {
+            good.push(format!("authorizedkeysfile {akf}"));
+        } else {
+            bad.push(format!(
+                "authorizedkeysfile reads keys from the home directory: {}",
+                homedir.join(" ")
+            ));
+        }
+        groups.entry((bad, good)).or_default().push(a);
+    }
+    for ((bad, good), answers) in &groups {
+        let ids: Vec<&str> = answers.iter().map(|a| a.context.as_str()).collect();
+        let shown = if ids.len() > 8 {
+            format!("{}, … ({} in all)", ids[..8].join(", "), ids.len())
+        } else {
+            ids.join(", ")
+        };
+        let ok = bad.is_empty();
+        rec.step(
+            format!(
+                "effective values for {} connection(s) ({shown}) match paranoid.ssh",
+                ids.len()
+            ),
+            answers[0].command.clone(),
+            if ok { good.join(", ") } else { bad.join("; ") },
+            ok,
+        );
+    }
+    Ok(answers.len())
+}
+
+/// A throwaway key for the admin path's account alone, at every file sshd reads its declared
+/// keys from (the configuration's own keys are not ours to use).
+fn install_admin_key(
+    ctx: &Ctx,
+    prep: &mut Prepared,
+    e: &sshd_model::AdminEntry,
+    c: &sshd_model::Context,
+    rec: &mut Recorder,
+) -> Result<(), String> {
+    let key = ctx.key("ed25519", None, "admin")?;
+    let pubkey = std::fs::read_to_string(key.with_extension("pub")).map_err(|e| e.to_string())?;
+    let keys_dir = prep.scratch.path("authorized_keys.d");
+    let mut placed = vec![];
+    for (path, kind) in &c.key_files {
+        if kind != "declared" {
+            continue;
+        }
+        let Some(rest) = path.strip_prefix(sshd_config::NIXOS_KEYS_DIR) else {
+            continue;
+        };
+        let rest = crate::projection::safe_abs_path(&format!("/{rest}"))?
+            .trim_start_matches('/')
+            .to_string();
+        let file = keys_dir.join(&rest);
+        let mut text = std::fs::read_to_string(&file).unwrap_or_default();
+        text.push_str(&pubkey);
+        write_file(&file, text, 0o644).map_err(|e| e.to_string())?;
+        placed.push(format!("{path} → {}", file.display()));
+    }
+    if placed.is_empty() {
+        return Err(format!(
+            "the admin path's connection {} reads no declared key file under {}",
+            c.id,
+            sshd_config::NIXOS_KEYS_DIR
+        ));
+    }
+    rec.adapt(format!(
+        "the configuration's declared keys of {} are replaced by a throwaway admin key, installed for {} alone: {}",
+        e.account,
+        e.account,
+        placed.join(", ")
+    ));
+    prep.admin_key = Some(key);
     Ok(())
 }
 

@@ -1,7 +1,11 @@
 //! Adapting a rendered sshd_config to run here, changing only what cannot exist on this
 //! machine (each change recorded): host keys, listen address, pid file, the sftp-server path,
-//! the system authorized_keys directory, and algorithm names this OpenSSH does not know.
-//! Security keywords are never touched. Also: reading `sshd -T` output.
+//! the system authorized_keys directory, algorithm names and keywords this OpenSSH does not
+//! know. Security keywords are never touched. Also: reading `sshd -T` output.
+//!
+//! Two purposes: a live server (`Purpose::Live`, everything above) and `sshd -T` alone
+//! (`Purpose::Dump`: only what sshd must load or parse to print its answer, i.e. host keys
+//! and unknown algorithms/keywords; paths it never opens in that mode stay as rendered).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,8 +30,71 @@ pub const DEBIAN_SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
 /// Gives a throwaway key path for a host key (type, bits).
 pub type HostKeyFn<'a> = &'a dyn Fn(&str, Option<u32>) -> Result<String, String>;
 
+/// What the adapted file is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// A server that listens and takes logins here.
+    Live,
+    /// `sshd -t`/`sshd -T` only: it loads the host keys, parses everything, opens nothing else.
+    Dump,
+}
+
+/// Keywords newer OpenSSH releases (NixOS's OpenSSH 10) know and OpenSSH 9.2 rejects as a
+/// "Bad configuration option". None of them is a keyword the posture is judged on; each is
+/// dropped only when this sshd rejects it, and the drop is recorded.
+pub const NEWER_KEYWORDS: &[(&str, &str)] = &[
+    ("persourcepenalties", "9.8"),
+    ("persourcepenaltyexemptlist", "9.8"),
+    ("sshdsessionpath", "9.8"),
+    ("sshdauthpath", "10.0"),
+    ("refuseconnection", "10.0"),
+];
+
+/// `… line N: Bad configuration option: X` from `sshd -t`: (N, X).
+pub fn bad_option(output: &str) -> Option<(usize, String)> {
+    output.lines().find_map(|l| {
+        let (head, kw) = l.split_once("Bad configuration option:")?;
+        let n = head
+            .rsplit_once("line ")?
+            .1
+            .trim()
+            .trim_end_matches(':')
+            .parse()
+            .ok()?;
+        Some((n, kw.trim().to_string()))
+    })
+}
+
+/// Drop line `n` (1-based) of `text` when its keyword is one of [`NEWER_KEYWORDS`]; the
+/// adaptation says what and why. Anything else this sshd rejects is an error: the
+/// configuration itself is wrong, or it needs a newer OpenSSH in a way that changes the posture.
+pub fn drop_newer_keyword(text: &str, n: usize, keyword: &str) -> Result<(String, String), String> {
+    let k = keyword.to_ascii_lowercase();
+    let Some((_, since)) = NEWER_KEYWORDS.iter().find(|(kw, _)| *kw == k) else {
+        return Err(format!(
+            "sshd rejects `{keyword}` (line {n}): Bad configuration option"
+        ));
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let line = lines
+        .get(n.wrapping_sub(1))
+        .ok_or_else(|| format!("sshd names line {n}, which the file does not have"))?;
+    let why = format!(
+        "`{}` dropped: OpenSSH {since} added {keyword}, this OpenSSH does not know it (not a keyword the posture is judged on)",
+        line.trim()
+    );
+    let kept: Vec<&str> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i + 1 != n)
+        .map(|(_, l)| *l)
+        .collect();
+    Ok((kept.join("\n") + "\n", why))
+}
+
 /// What the adaptation needs from the caller.
 pub struct AdaptInput<'a> {
+    pub purpose: Purpose,
     /// A throwaway key path for (type, bits) of each HostKey.
     pub host_key: HostKeyFn<'a>,
     /// (path, type, bits) from `services.openssh.hostKeys`, to know each HostKey's type.
@@ -114,10 +181,15 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
                     bits
                 };
                 let p = (input.host_key)(&ty, bits)?;
-                out.adaptations.push(format!(
-                    "HostKey {value} → {p} (throwaway {ty}{} key)",
-                    bits.map(|b| format!(" {b}-bit")).unwrap_or_default()
-                ));
+                out.adaptations.push(match input.purpose {
+                    Purpose::Live => format!(
+                        "HostKey {value} → {p} (throwaway {ty}{} key)",
+                        bits.map(|b| format!(" {b}-bit")).unwrap_or_default()
+                    ),
+                    Purpose::Dump => format!(
+                        "HostKey {value} → {p} (a throwaway key: sshd -T loads the host keys, and prints the same whatever their type)"
+                    ),
+                });
                 lines.push(format!("{indent}{key} {p}"));
             }
             "port" => {
@@ -126,6 +198,11 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
                         .split_whitespace()
                         .filter_map(|p| p.parse::<u16>().ok()),
                 );
+                lines.push(line.to_string());
+            }
+            "listenaddress" | "pidfile" | "subsystem" | "authorizedkeysfile"
+                if input.purpose == Purpose::Dump =>
+            {
                 lines.push(line.to_string());
             }
             "listenaddress" => {
@@ -179,7 +256,7 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
                     })
                     .collect();
                 let new = toks.join(" ");
-                if changed {
+                if changed && input.keys_dir != NIXOS_KEYS_DIR {
                     out.adaptations.push(format!(
                         "AuthorizedKeysFile {value} → {new} (holds the throwaway test keys)"
                     ));
@@ -220,11 +297,12 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
     // Global lines must come before the first Match block.
     let at = first_match.unwrap_or(lines.len());
     let mut added = vec![];
-    if !seen_listen {
+    let live = input.purpose == Purpose::Live;
+    if live && !seen_listen {
         added.push("ListenAddress 127.0.0.1".to_string());
         out.adaptations.push("ListenAddress 127.0.0.1 added (none rendered; sshd runs in a private network namespace)".into());
     }
-    if !seen_pid {
+    if live && !seen_pid {
         added.push(format!("PidFile {}", input.pid_file));
         out.adaptations.push(format!(
             "PidFile {} added (none rendered; the default is the host's /run/sshd.pid)",
@@ -248,6 +326,18 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
     Ok(out)
 }
 
+/// `line` added to the global section (before the first Match block, where sshd reads it for
+/// every connection).
+pub fn add_global_line(text: &str, line: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| split_keyword(l).is_some_and(|(_, k, _)| k.eq_ignore_ascii_case("match")))
+        .unwrap_or(lines.len());
+    lines.insert(at, line);
+    lines.join("\n") + "\n"
+}
+
 /// Weak lines put FIRST in a copy of the config: sshd keeps the first value it reads, so
 /// these win. The probes must catch every one of them on the control server.
 pub fn weak_control(adapted: &str, extra_allowed_user: &str) -> String {
@@ -256,6 +346,9 @@ pub fn weak_control(adapted: &str, extra_allowed_user: &str) -> String {
             .to_string(),
         "PasswordAuthentication yes".into(),
         "KbdInteractiveAuthentication yes".into(),
+        // keyboard-interactive logins go through PAM on Linux: a file with UsePAM no would
+        // leave that probe nothing to catch.
+        "UsePAM yes".into(),
         "AuthenticationMethods any".into(),
         "PermitRootLogin yes".into(),
         "AllowTcpForwarding yes".into(),
@@ -271,8 +364,8 @@ pub fn weak_control(adapted: &str, extra_allowed_user: &str) -> String {
             .any(|(_, k, _)| k.eq_ignore_ascii_case(kw))
     };
     if has("AllowUsers") {
-        // AllowUsers lines add up; this admits the test user next to the rendered ones.
-        head.push(format!("AllowUsers {extra_allowed_user}"));
+        // AllowUsers lines add up; this admits the test user and root next to the rendered ones.
+        head.push(format!("AllowUsers {extra_allowed_user} root"));
     }
     if !adapted
         .lines()
@@ -341,6 +434,7 @@ mod tests {
 
     fn input<'a>(k: &'a BTreeMap<String, BTreeSet<String>>, hk: HostKeyFn<'a>) -> AdaptInput<'a> {
         AdaptInput {
+            purpose: Purpose::Live,
             host_key: hk,
             declared_host_keys: &[],
             keys_dir: "/t/keys/",
@@ -391,7 +485,7 @@ mod tests {
             c.find("PasswordAuthentication yes").unwrap()
                 < c.find("PasswordAuthentication no").unwrap()
         );
-        assert!(c.contains("AllowUsers pzs1u\n") && c.contains("Subsystem sftp"));
+        assert!(c.contains("AllowUsers pzs1u root\n") && c.contains("Subsystem sftp"));
     }
 
     #[test]
