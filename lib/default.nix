@@ -23,7 +23,6 @@ let
     lib.evalModules {
       class = "nixos";
       modules = surfaceModules
-        ++ [ { _module.args.pkgs = stubPkgs; } ]
         ++ lib.optionals withParanoid (paranoidModules { inherit withImpermanence; })
         ++ modules;
     };

@@ -165,6 +165,10 @@ in
       };
       mounts = mountsOf c;
       persistedFiles = persistedFiles c;
+      # What the offline surface accepted without judging it (checks/surface/unjudged.nix):
+      # { count; definitions = [ { option; file; leaves; leafCount; } ]; effects = [ { option; effect; file; } ]; }.
+      # Always empty on the nixos backend, where every option is real.
+      unjudged = c._surfaceUnjudged or { count = 0; definitions = [ ]; effects = [ ]; };
       assertions = failed;
       warnings = c.warnings;
     };

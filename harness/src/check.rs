@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::catalogue::Catalogue;
 use crate::error::{Error, Result};
 use crate::invariants::{self, Posture, Proj, Violation, IDS};
-use crate::nix::{self, Backend, EvalOptions, Flake, Item, Outcome};
+use crate::nix::{self, Backend, EvalOptions, Flake, Outcome};
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -72,6 +72,8 @@ pub struct CheckResult {
     pub profile_areas: Vec<String>,
     pub checked: Vec<String>,
     pub violations: Vec<Violation>,
+    /// What the offline surface accepted without judging (never changes the exit status).
+    pub unjudged: crate::unjudged::Unjudged,
 }
 
 impl CheckResult {
@@ -175,6 +177,7 @@ fn finish(
         profile_areas: posture.from_profile.iter().cloned().collect(),
         checked,
         violations,
+        unjudged: crate::unjudged::Unjudged::from_projection(projection),
     }
 }
 
@@ -286,18 +289,16 @@ pub fn explain_host_overrides(
         &serde_json::to_string(&knobs).unwrap_or_default(),
     )?;
     let module = write("suggested-knobs.nix", SUGGESTED_KNOBS_MODULE)?;
-    let item = Item {
-        id: "check:with-suggested-knobs".into(),
-        modules: vec![host, module],
-        ..Default::default()
-    };
     let opts = EvalOptions {
         jobs: 1,
         batch_size: 1,
         timeout,
         ..Default::default()
     };
-    let retry = match nix::evaluate_alone(flake, &item, &opts)? {
+    // With the same stand-in packages as the host's own evaluation.
+    let evaluated =
+        crate::eval_cmd::evaluate_module(flake, &host, &[module], "check:with-suggested-knobs", &opts)?;
+    let retry = match evaluated {
         Outcome::Projection(after) => Retry::Violations(invariants::check_posture(&as_set, &after)),
         Outcome::Failed { message } => Retry::Failed(message),
     };

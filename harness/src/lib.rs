@@ -20,4 +20,6 @@ pub mod plan;
 pub mod report;
 pub mod sandbox_cmd;
 pub mod sshd;
+pub mod stand_ins;
+pub mod unjudged;
 pub mod vm_cmd;
