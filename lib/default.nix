@@ -23,9 +23,14 @@ let
     lib.evalModules {
       class = "nixos";
       modules = surfaceModules
+        # NixOS's own modules without the host's (a specialisation without inheritParentConfig).
+        ++ [ { _module.args.noUserModules = lib.evalModules { class = "nixos"; modules = surfaceModules ++ [ { _module.args.noUserModules = throw "nested specialisations are ignored"; } ]; }; } ]
         ++ lib.optionals withParanoid (paranoidModules { inherit withImpermanence; })
         ++ modules;
     };
+
+  # The namespaces the surface declares in full (a typo under them is an error).
+  surfaceNamespaces = import ../checks/surface/namespaces.nix;
 
   catalogue = import ./catalogue.nix {
     inherit lib profiles;
@@ -41,7 +46,7 @@ let
   };
 in
 {
-  inherit render profiles fixtures catalogue hosts docs evalSurface surfaceModules stubPkgs impermanenceModule paranoidModules;
+  inherit render profiles fixtures catalogue hosts docs evalSurface surfaceModules surfaceNamespaces stubPkgs impermanenceModule paranoidModules;
   inherit (projection) project sanitize;
   systemdPresets = import ./systemd-presets.nix;
   sshCrypto = import ./ssh-crypto.nix;

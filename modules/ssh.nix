@@ -10,8 +10,8 @@ let
   # Freeform sshd keys take single values, so multi-valued ones are comma-joined here.
   commaJoined = l: if l == null then null else lib.concatStringsSep "," l;
 
-  admins = lib.filter (u: u.name == "root" || lib.elem "wheel" u.extraGroups) (lib.attrValues config.users.users);
-  hasKey = u: u.openssh.authorizedKeys.keys != [ ] || u.openssh.authorizedKeys.keyFiles != [ ];
+  admins = lib.filter (h.isAdmin config) (lib.attrValues config.users.users);
+  hasKey = h.hasSshKey;
 in
 {
   options.paranoid.ssh = {

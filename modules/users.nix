@@ -5,11 +5,9 @@ let
   h = import ../lib/module-helpers.nix { inherit lib; };
   cfg = config.paranoid.users;
   users = lib.filterAttrs (_: u: u.enable) config.users.users;
-  admins = lib.filter (u: u.name == "root" || lib.elem "wheel" u.extraGroups) (lib.attrValues users);
-  hasCredential = u:
-    u.hashedPassword != null || u.hashedPasswordFile != null || u.initialHashedPassword != null
-    || u.password != null || u.initialPassword != null
-    || u.openssh.authorizedKeys.keys != [ ] || u.openssh.authorizedKeys.keyFiles != [ ];
+  admins = lib.filter (h.isAdmin config) (lib.attrValues users);
+  # As NixOS counts them (with immutable users an initial password has become the password).
+  inherit (h) hasCredential;
   clearText = lib.attrNames (lib.filterAttrs (_: u: u.password != null || u.initialPassword != null) users);
 in
 {

@@ -56,11 +56,6 @@ in
     };
     networking.enableIPv6 = mkOption { type = types.bool; default = true; description = "Whether to enable IPv6."; };
 
-    boot.kernelParams = mkOption {
-      type = types.listOf (types.strMatching ''([^"[:space:]]|"[^"]*")+'');
-      default = [ ];
-      description = "Parameters added to the kernel command line.";
-    };
 
     environment.etc = mkOption {
       type = types.attrsOf (types.submodule etcEntry);

@@ -12,11 +12,17 @@
   ./nix.nix
   ./filesystems.nix
   ./systemd.nix
+  ./kernel.nix
+  ./loader.nix
+  ./locale.nix
+  ./network.nix
   ./firewall.nix
   ./vpn.nix
   ./audit.nix
   ./sudo.nix
+  ./security-extra.nix
   ./journald.nix
   ./clamav.nix
+  ./specialisation.nix
   ./renames.nix
 ]
