@@ -29,11 +29,6 @@ let
   defaultSystemFeatures = [ "nixos-test" "benchmark" "big-parallel" "kvm" ]
     ++ lib.optionals (pkgs.stdenv.hostPlatform ? gcc.arch) [ "gccarch-${pkgs.stdenv.hostPlatform.gcc.arch}" ];
 
-  nixbldUsers = lib.listToAttrs (map (nr: {
-    name = "nixbld${toString nr}";
-    value = { description = "Nix build user ${toString nr}"; extraGroups = [ "nixbld" ]; group = "nixbld"; isSystemUser = true; uid = builtins.add config.ids.uids.nixbld nr; };
-  }) (lib.range 1 cfg.nrBuildUsers));
-
   scheduled = name: default: delay: {
     automatic = mkOption { type = types.bool; default = false; description = "Run ${name} automatically at `dates`."; };
     dates = mkOption { type = types.either types.singleLineStr (types.listOf types.str); apply = lib.toList; inherit default; description = "When ${name} runs (systemd.time(7) calendar events)."; };
@@ -158,7 +153,7 @@ in
     {
       surface.provenance = [
         (provenance "nixos/modules/config/nix.nix" [ "nix.settings" "nix.extraOptions" "nix.checkConfig" "nix.checkAllErrors" "nix.useChroot" "nix.chrootDirs" "nix.allowedUsers" "nix.trustedUsers" "nix.useSandbox" "nix.binaryCaches" "nix.trustedBinaryCaches" "nix.binaryCachePublicKeys" "nix.requireSignedBinaryCaches" "nix.autoOptimiseStore" "nix.maxJobs" "nix.buildCores" "nix.sandboxPaths" "nix.systemFeatures" ] { notes = "nix.conf is rendered by lib/render.nix (settings, extra-* settings, then extraOptions)."; })
-        (provenance "nixos/modules/services/system/nix-daemon.nix" [ "nix.enable" "nix.package" "nix.daemonCPUSchedPolicy" "nix.daemonIOSchedClass" "nix.daemonIOSchedPriority" "nix.daemonUser" "nix.daemonGroup" "nix.envVars" "nix.nrBuildUsers" "nix.daemonIONiceLevel" "nix.readOnlyStore" "nix.daemonNiceLevel" "boot.readOnlyNixStore" ] { notes = "The unprivileged daemon (daemonUser != root) is declared, its units are not modelled."; })
+        (provenance "nixos/modules/services/system/nix-daemon.nix" [ "nix.enable" "nix.package" "nix.daemonCPUSchedPolicy" "nix.daemonIOSchedClass" "nix.daemonIOSchedPriority" "nix.daemonUser" "nix.daemonGroup" "nix.envVars" "nix.nrBuildUsers" "nix.daemonIONiceLevel" "nix.readOnlyStore" "nix.daemonNiceLevel" "boot.readOnlyNixStore" ] { notes = "The nixbld build users are not created offline (no login, no credential; they would triple every evaluation's cost); the unprivileged daemon (daemonUser != root) is declared, its units are not modelled."; })
         (provenance "nixos/modules/config/nix-channel.nix" [ "nix.channel" "nix.nixPath" ] { })
         (provenance "nixos/modules/config/nix-flakes.nix" [ "nix.registry" ] { })
         (provenance "nixos/modules/config/nix-remote-build.nix" [ "nix.buildMachines" "nix.distributedBuilds" ] { })
@@ -181,7 +176,8 @@ in
         builders = mkIf (!cfg.distributedBuilds) null;
       };
       nix.nrBuildUsers = lib.mkDefault (if cfg.settings.auto-allocate-uids or false then 0 else lib.max 32 (if cfg.settings.max-jobs == "auto" then 0 else cfg.settings.max-jobs));
-      users.users = nixbldUsers;
+      # nixbld1..nrBuildUsers are not created offline: 32 accounts without login or credential
+      # would triple the cost of every evaluation (see the provenance note).
       environment.etc."nix/nix.conf".text = render.nixConf cfg;
       environment.etc."nix/registry.json".text = builtins.toJSON { flakes = lib.mapAttrsToList (_: v: { inherit (v) from to exact; }) cfg.registry; version = 2; };
       environment.etc."nix/machines" = mkIf (cfg.buildMachines != [ ]) {

@@ -84,6 +84,14 @@ let
     (ns: isPrefix ns.path path && !(lib.any (e: isPrefix (ns.path ++ lib.splitString "." e) path) ns.except))
     null namespaces;
 
+  # A near miss of a fully declared namespace is a typo too (`services.opensh.enable`): the
+  # name left declared territory beside it, two edits or fewer away, and the namespace's name
+  # has at least four characters (short names are too close to real ones).
+  nearMissOf = path: lib.findFirst
+    (ns: lib.init ns.path == lib.init path && lib.last ns.path != lib.last path
+      && lib.stringLength (lib.last ns.path) >= 4 && lib.strings.levenshteinAtMost 2 (lib.last path) (lib.last ns.path))
+    null namespaces;
+
   # NixOS's own message (lib/modules.nix, checkUnmatched), with up to three suggestions.
   typoMessage = r: ns:
     let
@@ -102,7 +110,7 @@ let
       shown = builtins.tryEval (lib.options.showDefs [ { inherit (r) file value; } ]);
     in
     "The option `${lib.showOption r.path}' does not exist. Definition values:${if shown.success then shown.value else "\n- In `${r.file}'"}${suggestion}"
-    + "\n(paranoid's offline surface declares `${lib.showOption ns.path}' in full, as NixOS does: an unknown name under it is an error here too.)";
+    + "\n(paranoid's offline surface declares `${lib.showOption ns.path}' in full, as NixOS does: an unknown name under it, or one this close to it, is an error here too.)";
 
   # What an undeclared definition could do to the posture that the surface cannot see. The first
   # rule whose path prefix matches a defined leaf names its effect; `when` reads the leaf's value.
@@ -141,7 +149,7 @@ let
     merge = loc: defs:
       let
         records = lib.concatMap (d: split d.file [ ] options d.value) defs;
-        typos = lib.filter (r: r.ns != null) (map (r: r // { ns = fullNamespaceOf r.path; }) records);
+        typos = lib.filter (r: r.ns != null) (map (r: r // { ns = let full = fullNamespaceOf r.path; in if full != null then full else nearMissOf r.path; }) records);
         root = tree loc defs;
       in
       if typos != [ ] then throw (typoMessage (lib.head typos) (lib.head typos).ns)

@@ -102,7 +102,8 @@ let
   };
 
   idsAreUnique = set: idAttr:
-    let ids = lib.mapAttrsToList (_: v: toString v.${idAttr}) set; in lib.length (lib.unique ids) == lib.length ids;
+    let ids = lib.mapAttrsToList (_: v: toString v.${idAttr}) set; in
+    lib.length (lib.attrNames (lib.genAttrs ids (_: null))) == lib.length ids;
 
   groupNames = lib.mapAttrsToList (_: g: g.name) cfg.groups;
   usersWithoutExistingGroup = lib.filterAttrs (_: u: u.group != "" && !lib.elem u.group groupNames) cfg.users;

@@ -372,3 +372,14 @@ fn a_specialisation_is_evaluated_and_named_as_not_judged() {
     assert!(assertions(&p).iter().any(|a| a.starts_with("In specialisation.rescue: The following users have a primary group that is undefined")), "{:?}", assertions(&p));
     assert!(options_listed(&p, "effects").contains(&"specialisation.rescue".to_string()));
 }
+
+#[test]
+fn a_near_miss_of_a_fully_declared_namespace_is_a_typo_too() {
+    let err = eval_fails(&host("services.opensh.enable = true;"));
+    assert!(err.contains("The option `services.opensh' does not exist.") && err.contains("`services.openssh'"), "{err}");
+    let err = eval_fails(&host("networking.firewal.enable = false;"));
+    assert!(err.contains("`networking.firewall'"), "{err}");
+    // An unrelated name beside them is not judged, and not an error.
+    let p = eval_ok(&host("services.nginx.enable = true;"));
+    assert!(options_listed(&p, "definitions").contains(&"services.nginx.*".to_string()));
+}
