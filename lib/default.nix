@@ -38,7 +38,7 @@ let
   };
 
   # Declarations evaluated without a host, for documentation.
-  docs = import ./docs.nix { inherit lib; inherit (evalSurface { }) options; };
+  docs = import ./docs.nix { inherit lib; inherit (evalSurface { }) options config; namespaces = surfaceNamespaces; };
 
   hosts = {
     meeka = ../examples/meeka;

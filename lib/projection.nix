@@ -88,7 +88,8 @@ let
     "security.audit.rules" = config.security.audit.rules;
     "security.audit.backlogLimit" = config.security.audit.backlogLimit;
     "security.auditd.enable" = config.security.auditd.enable;
-    "security.auditd.plugins.syslog.active" = config.security.auditd.plugins.syslog.active;
+    # NixOS defines the plugins only with auditd enabled.
+    "security.auditd.plugins.syslog.active" = (config.security.auditd.plugins.syslog or { active = false; }).active;
     "security.sudo.enable" = config.security.sudo.enable;
     "security.sudo.execWheelOnly" = config.security.sudo.execWheelOnly;
     "security.sudo.wheelNeedsPassword" = config.security.sudo.wheelNeedsPassword;

@@ -90,10 +90,11 @@ let
       targetPlatform = platform;
       isLinux = true;
       isDarwin = false;
+      cc = standIn 1 "gcc" { libc = standIn 2 "glibc" { }; };
       mkDerivation = a: standIn 1 (a.pname or a.name or "derivation") { };
     };
     config = { allowUnfree = false; };
-    formats = lib.genAttrs [ "json" "yaml" "yaml_1_1" "yaml_1_2" "toml" "ini" "iniWithGlobalSection" "keyValue" "gitIni" "systemd" "elixirConf" "lua" "php" "javaProperties" "hocon" "libconfig" "pythonVars" "xml" "cdn" "nixConf" ] format;
+    formats = lib.genAttrs [ "json" "yaml" "yaml_1_1" "yaml_1_2" "toml" "ini" "iniWithGlobalSection" "keyValue" "gitIni" "systemd" "elixirConf" "lua" "php" "javaProperties" "hocon" "libconfig" "pythonVars" "xml" "cdn" "nixConf" ] (_: format);
     writeText = textFile;
     writeShellScript = textFile;
     writeScript = textFile;
@@ -122,7 +123,12 @@ let
       "nano" "nftables" "nix" "openssh" "perl" "rsync" "shadow" "strace" "sudo" "sudo-rs" "systemd"
       "tailscale" "util-linux" "wireguard-tools" "xauth" "apparmor-parser" "fail2ban" "cloud-init"
       "grub2" "grub2_efi" "systemd-boot" "glibcLocales" "tzdata" "kmod" "procps" "libxcrypt" "linux-pam"
+      "fangfrisch" "x11_ssh_askpass" "zfs" "apparmor-utils" "apparmor-bin-utils"
+      # environment.corePackages (config/system-path.nix)
+      "acl" "attr" "bzip2" "coreutils-full" "cpio" "curl" "diffutils" "findutils" "getent" "getconf" "gnugrep"
+      "gnupatch" "gnused" "gnutar" "gzip" "xz" "less" "libcap" "ncurses" "netcat" "mkpasswd" "su" "time" "which" "zstd"
     ] (n: standIn 0 n { })
+    // { sudo-rs = standIn 0 "sudo-rs" { meta = { mainProgram = "sudo"; description = "offline stand-in for pkgs.sudo-rs"; }; }; }
     // {
       # Package sets that modules index into.
       linuxPackages = standIn 0 "linuxPackages" { kernel = standIn 1 "linux" { version = "6.12"; modDirVersion = "6.12"; features = { }; }; };
