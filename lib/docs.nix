@@ -60,9 +60,12 @@ in
     ${lib.concatMapStrings (n: "- `${n.path}`${lib.optionalString (n ? except) " (except ${lib.concatMapStringsSep ", " (e: "`${n.path}.${e}`") n.except})"}\n") namespaces}
     ## Provenance
 
+    "read at" is the copy the declarations were checked against in this pass; "not re-read" marks
+    declarations kept from the earlier surface, attributed to that snapshot but not read again.
+
     | options | upstream file | read at | surface file | notes |
     |---|---|---|---|---|
-    ${lib.concatMapStrings (p: "| ${lib.concatMapStringsSep ", " (o: "`${o}`") p.options} | `${p.upstream}` | `${p.repo}@${builtins.substring 0 12 p.commit}` | `checks/surface/${p.surface}` | ${p.notes} |\n") provenance}
+    ${lib.concatMapStrings (p: "| ${lib.concatMapStringsSep ", " (o: "`${o}`") p.options} | `${p.upstream}` | `${p.repo}@${builtins.substring 0 12 p.commit}`${lib.optionalString (!p.reread) " (not re-read)"} | ${if lib.hasPrefix "(" p.surface then p.surface else "`checks/surface/${p.surface}`"} | ${p.notes} |\n") provenance}
     Full commits: ${lib.concatStringsSep ", " (lib.unique (map (p: "`${p.repo}@${p.commit}`") provenance))}.
     `Swarsel/nixpkgs@4aa6836a` is a 2026 snapshot of nixpkgs (NixOS 26.05 era; it names the 26.05
     release notes) and the newest copy of these modules that could be read; NixOS/nixpkgs's own

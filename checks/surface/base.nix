@@ -129,13 +129,13 @@ in
     surface.provenance = let p = upstream: options: extra: { inherit upstream options; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "base.nix"; } // extra; in [
       (p "nixos/modules/system/etc/etc.nix" [ "environment.etc" "system.etc.overlay" ] { notes = "/etc is not built; entries are read as declared."; })
       (p "nixos/modules/config/system-path.nix" [ "environment.systemPackages" "environment.corePackages" "environment.defaultPackages" "environment.extraOutputsToInstall" "environment.extraSetup" "environment.pathsToLink" ] { notes = "system.path (the buildEnv) is not built."; })
-      (p "nixos/modules/misc/assertions.nix" [ "assertions" "warnings" ] { notes = "Read in nixos-facts.md's survey, not in this session."; })
-      (p "nixos/modules/misc/version.nix" [ "system.stateVersion" ] { notes = "Only stateVersion of the module; read in nixos-facts.md's survey."; })
+      (p "nixos/modules/misc/assertions.nix" [ "assertions" "warnings" ] { reread = false; })
+      (p "nixos/modules/misc/version.nix" [ "system.stateVersion" ] { reread = false; notes = "Only stateVersion of the module."; })
       (p "nixos/modules/tasks/network-interfaces.nix" [ "networking.hostName" "networking.enableIPv6" ] { })
-      (p "nixos/modules/config/stub-ld.nix" [ "environment.stub-ld.enable" "environment.ldso" "environment.ldso32" ] { notes = "The stub loader is a stand-in; environment.ldso/ldso32 are declared from config/ldso.nix's use here."; })
+      (p "nixos/modules/config/stub-ld.nix" [ "environment.stub-ld.enable" "environment.ldso" "environment.ldso32" ] { notes = "The stub loader is a stand-in; environment.ldso/ldso32 (config/ldso.nix, not re-read) are declared from stub-ld.nix's use."; })
       (p "nixos/modules/programs/nano.nix" [ "programs.nano" ] { })
-      (p "nixos/modules/programs/command-not-found/command-not-found.nix" [ "programs.command-not-found.enable" ] { notes = "Read in nixos-facts.md's survey, not in this session."; })
-      (p "nixos/modules/system/activation/activation-script.nix" [ "system.activationScripts" ] { notes = "Scripts are recorded, not run."; })
+      (p "nixos/modules/programs/command-not-found/command-not-found.nix" [ "programs.command-not-found.enable" ] { reread = false; })
+      (p "nixos/modules/system/activation/activation-script.nix" [ "system.activationScripts" ] { reread = false; notes = "Scripts are recorded, not run."; })
     ];
   };
 }

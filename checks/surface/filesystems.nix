@@ -134,11 +134,11 @@ in
   config = {
     surface.provenance = [
       (provenance "nixos/modules/tasks/filesystems.nix" [ "fileSystems" "boot.specialFileSystems" "boot.devShmSize" "boot.devSize" "boot.runSize" "boot.supportedFilesystems" ] { notes = "/etc/fstab is rendered as upstream (dependency order, escapes, fsck pass); swap devices, the early mount script and the initrd fstab are not modelled."; })
-      (provenance "nixos/modules/system/boot/stage-1.nix" [ "fileSystems.<name>.neededForBoot" "fileSystems.<name>.encrypted" "boot.initrd.enable" "boot.initrd.checkJournalingFS" "boot.initrd.postMountCommands" ] { notes = "Only the options these modules read."; })
+      (provenance "nixos/modules/system/boot/stage-1.nix" [ "fileSystems.<name>.neededForBoot" "fileSystems.<name>.encrypted" "boot.initrd.enable" "boot.initrd.checkJournalingFS" "boot.initrd.postMountCommands" ] { reread = false; notes = "Only the options these modules read."; })
       (provenance "nixos/modules/system/boot/tmp.nix" [ "boot.tmp" ] { })
-      (provenance "nixos/modules/system/boot/systemd/initrd.nix" [ "boot.initrd.systemd.enable" "boot.initrd.systemd.mounts" "boot.initrd.systemd.suppressedUnits" ] { notes = "Only the options these modules read."; })
-      (provenance "nixos/modules/system/boot/systemd.nix" [ "systemd.mounts" ] { })
-      (provenance "nixos/modules/virtualisation/container-config.nix" [ "boot.isContainer" "boot.isNspawnContainer" ] { })
+      (provenance "nixos/modules/system/boot/systemd/initrd.nix" [ "boot.initrd.systemd.enable" "boot.initrd.systemd.mounts" "boot.initrd.systemd.suppressedUnits" ] { reread = false; notes = "Only the options these modules read."; })
+      (provenance "nixos/modules/system/boot/systemd.nix" [ "systemd.mounts" ] { reread = false; })
+      (provenance "nixos/modules/virtualisation/container-config.nix" [ "boot.isContainer" "boot.isNspawnContainer" ] { reread = false; })
     ];
 
     # Synced with systemd's mount_table (filesystems.nix), /run/wrappers from security/wrappers.

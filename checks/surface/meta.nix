@@ -24,6 +24,7 @@ in
           commit = mkOption { type = types.strMatching "[0-9a-f]{40}"; description = "The commit it was read at."; };
           surface = mkOption { type = types.str; description = "The surface file holding the declarations."; };
           notes = mkOption { type = types.str; default = ""; description = "What the surface leaves out or does differently, and why."; };
+          reread = mkOption { type = types.bool; default = true; description = "Whether the file was read at that commit for this pass (false: kept from the earlier surface, attributed to the snapshot but not re-read)."; };
         };
       });
     };

@@ -70,7 +70,7 @@ in
   config = {
     surface.provenance = [
       { options = [ "networking.interfaces" "networking.useDHCP" "networking.useNetworkd" "networking.tempAddresses" "networking.nameservers" "networking.search" "networking.domain" "networking.hostId" "networking.defaultGateway" "networking.defaultGateway6" ]; upstream = "nixos/modules/tasks/network-interfaces.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "network.nix"; notes = "Interface renames (ip4, ipAddress, ...) and bonds, bridges, vlans, sits are not declared (recorded as not judged)."; }
-      { options = [ "networking.dhcpcd.denyInterfaces" ]; upstream = "nixos/modules/services/networking/dhcpcd.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "network.nix"; notes = "Only this option of the module."; }
+      { options = [ "networking.dhcpcd.denyInterfaces" ]; upstream = "nixos/modules/services/networking/dhcpcd.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "network.nix"; reread = false; notes = "Only this option of the module."; }
     ];
     assertions = [
       { assertion = cfg.hostId == null || (lib.stringLength cfg.hostId == 8 && lib.all (c: lib.elem c (lib.stringToCharacters "0123456789abcdef")) (lib.stringToCharacters (lib.toLower cfg.hostId))); message = "Invalid value given to the networking.hostId option."; }

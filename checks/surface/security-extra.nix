@@ -191,7 +191,7 @@ in
     {
       surface.provenance = [
         (provenance "nixos/modules/security/pam.nix" [ "security.pam.services" ] { notes = "The per-service options and the rules interface; the rendered /etc/pam.d stacks are not modelled (a service with rules or text is reported as not judged)."; })
-        (provenance "nixos/modules/security/apparmor.nix" [ "security.apparmor" "security.lsm" ] { notes = "Profiles are not loaded or checked; security.lsm is declared from its use here."; })
+        (provenance "nixos/modules/security/apparmor.nix" [ "security.apparmor" "security.lsm" ] { notes = "Profiles are not loaded or checked; security.lsm (security/lsm.nix, not re-read) is declared from apparmor.nix's use."; })
         (provenance "nixos/modules/services/security/fail2ban.nix" [ "services.fail2ban" ] { notes = "jail.local is not rendered."; })
         (provenance "nixos/modules/services/system/cloud-init.nix" [ "services.cloud-init" ] { })
       ];

@@ -164,7 +164,7 @@ in
         (provenance "nixos/modules/config/terminfo.nix" [ "security.sudo.keepTerminfo" ] { })
         (provenance "nixos/modules/security/sudo-rs.nix" [ "security.sudo-rs" ] { notes = "security.shadow.su.package (sudo-rs's su) is not modelled."; })
         (provenance "nixos/modules/security/doas.nix" [ "security.doas" ] { notes = "doas.conf is the text upstream hands to `doas -C` in the doas-conf derivation."; })
-        (provenance "nixos/modules/security/wrappers/default.nix" [ "security.wrappers" "security.wrapperDir" ] { notes = "Wrappers are recorded as attribute sets; their options are not checked."; })
+        (provenance "nixos/modules/security/wrappers/default.nix" [ "security.wrappers" "security.wrapperDir" ] { reread = false; notes = "Wrappers are recorded as attribute sets; their options are not checked."; })
       ];
     }
     (mkIf config.security.sudo.enable (let c = config.security.sudo; in {

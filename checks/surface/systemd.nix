@@ -175,10 +175,10 @@ in
   config = {
     surface.provenance = [
       (provenance "nixos/lib/systemd-unit-options.nix" [ "systemd.services" "systemd.sockets" "systemd.timers" "systemd.slices" "systemd.paths" "systemd.targets" ] { repo = "faukah/nixpkgs"; commit = "3b20077cd82fd1f099e92e2792d73e3176d4869d"; notes = "Unit files are rendered for paranoid's services only ([Unit] and [Service]); Type/Restart value checks are not enforced."; })
-      (provenance "nixos/modules/system/boot/systemd.nix" [ "systemd.units" "systemd.packages" "systemd.package" "systemd.globalEnvironment" "systemd.enableStrictShellChecks" "systemd.additionalUpstreamSystemUnits" ] { notes = "Only these options of the module."; })
+      (provenance "nixos/modules/system/boot/systemd.nix" [ "systemd.units" "systemd.packages" "systemd.package" "systemd.globalEnvironment" "systemd.enableStrictShellChecks" "systemd.additionalUpstreamSystemUnits" ] { reread = false; notes = "Only these options of the module."; })
       (provenance "nixos/modules/security/systemd-confinement.nix" [ "systemd.services.<name>.confinement" ] { notes = "The chroot's BindReadOnlyPaths drop-in (built from the closure) is not modelled."; })
       (provenance "nixos/modules/system/boot/systemd/tmpfiles.nix" [ "systemd.tmpfiles" ] { })
-      (provenance "nixos/modules/config/shells-environment.nix" [ "environment.binsh" ] { })
+      (provenance "nixos/modules/config/shells-environment.nix" [ "environment.binsh" ] { reread = false; })
     ];
 
     systemd.units = lib.mapAttrs' (n: s: lib.nameValuePair "${n}.service" { text = unitText n s; inherit (s) enable; }) config.systemd.services;

@@ -139,7 +139,7 @@ in
   config = {
     surface.provenance = [
       (provenance // { options = [ "users.users" "users.groups" "users.mutableUsers" "users.allowNoPasswordLogin" "users.defaultUserHome" "users.enforceIdUniqueness" "users.manageLingering" "users.extraUsers" "users.extraGroups" "security.initialRootPassword" ]; notes = "The activation script (update-users-groups.pl), subuid files, linger unit and the systemd initrd's users are not modelled."; })
-      { options = [ "users.defaultUserShell" ]; upstream = "nixos/modules/config/shells-environment.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "users.nix"; }
+      { options = [ "users.defaultUserShell" ]; upstream = "nixos/modules/config/shells-environment.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "users.nix"; reread = false; }
       { options = [ "ids.uids" "ids.gids" ]; upstream = "nixos/modules/misc/ids.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "users.nix"; notes = "Only the ids the surface's modules use are defined."; }
     ];
 

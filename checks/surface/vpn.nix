@@ -71,7 +71,7 @@ in
     {
       surface.provenance = [
         { options = [ "services.tailscale" ]; upstream = "nixos/modules/services/networking/tailscale.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "vpn.nix"; notes = "tailscaled's ExecStart comes from the package's own unit upstream; the surface records the Environment it sets."; }
-        { options = [ "networking.wireguard" "networking.wg-quick.interfaces" ]; upstream = "nixos/modules/services/networking/wireguard.nix, wg-quick.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "vpn.nix"; notes = "Only the interface and peer options paranoid reads; others are recorded as not judged."; }
+        { options = [ "networking.wireguard" "networking.wg-quick.interfaces" ]; upstream = "nixos/modules/services/networking/wireguard.nix, wg-quick.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "vpn.nix"; reread = false; notes = "Only the interface and peer options paranoid reads; others are recorded as not judged."; }
       ];
     }
     (mkIf cfg.enable {

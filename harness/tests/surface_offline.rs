@@ -383,3 +383,16 @@ fn a_near_miss_of_a_fully_declared_namespace_is_a_typo_too() {
     let p = eval_ok(&host("services.nginx.enable = true;"));
     assert!(options_listed(&p, "definitions").contains(&"services.nginx.*".to_string()));
 }
+
+#[test]
+fn every_declared_option_names_the_upstream_file_and_commit_it_was_checked_against() {
+    assert_eq!(nix_eval(false, "l.docs.uncovered").trim(), "[]", "options no provenance entry covers");
+    let entries: Value = serde_json::from_str(&nix_eval(false, "(l.evalSurface { }).config.surface.provenance")).unwrap();
+    for e in entries.as_array().unwrap() {
+        assert!(e["commit"].as_str().is_some_and(|c| c.len() == 40) && !e["upstream"].as_str().unwrap().is_empty(), "{e}");
+    }
+    // The generated page is the committed one (CI checks it too, with the same command).
+    let generated = nix_eval(true, "l.docs.surfaceMarkdown");
+    let committed = std::fs::read_to_string(repo().join("docs/surface.md")).unwrap();
+    assert!(generated == committed, "docs/surface.md is stale: nix eval --raw .#lib.docs.surfaceMarkdown > docs/surface.md");
+}
