@@ -4,9 +4,20 @@
 # (security/apparmor.nix), fail2ban (services/security/fail2ban.nix) and cloud-init
 # (services/system/cloud-init.nix). What they change that no invariant reads goes to
 # surface.unmodelled, which the projection reports as effects that could not be judged.
-{ config, lib, pkgs, ... }:
+{ config, lib, pkgs, options, ... }:
 let
   inherit (lib) mkOption types mkIf mkDefault;
+  # Whether a definition of a PAM service might set one of `keys` (see systemd.nix's `mentions`):
+  # services nobody gives rules, text or rootOK are not evaluated to find out.
+  mentionsAny = keys: v:
+    let t = v._type or null; in
+    if lib.isFunction v then true
+    else if t == "if" || t == "override" || t == "order" then mentionsAny keys v.content
+    else if t == "merge" then lib.any (mentionsAny keys) v.contents
+    else if t == "definition" then mentionsAny keys v.value
+    else if builtins.isAttrs v then lib.any (k: v ? ${k}) keys || v ? imports || v ? config
+    else true;
+  pamDefinedWith = keys: name: lib.any (d: d ? ${name} && mentionsAny keys d.${name}) options.security.pam.services.definitions;
   opt = type: default: description: mkOption { inherit type default description; };
   bool = default: description: opt types.bool default description;
 
@@ -196,9 +207,9 @@ in
         (provenance "nixos/modules/services/system/cloud-init.nix" [ "services.cloud-init" ] { })
       ];
       surface.unmodelled = lib.concatLists (lib.mapAttrsToList (name: s:
-        lib.optional (s.text != null || lib.any (kind: s.rules.${kind} != { }) [ "account" "auth" "password" "session" ])
+        lib.optional (pamDefinedWith [ "text" "rules" ] name && (s.text != null || lib.any (kind: s.rules.${kind} != { }) [ "account" "auth" "password" "session" ]))
           { option = "security.pam.services.${name}"; effect = "a PAM stack the surface does not render (who can authenticate, and how)"; }
-        ++ lib.optional (s.rootOK && name != "su-l") { option = "security.pam.services.${name}.rootOK"; effect = "root needs no authentication for this service"; })
+        ++ lib.optional (name != "su-l" && pamDefinedWith [ "rootOK" ] name && s.rootOK) { option = "security.pam.services.${name}.rootOK"; effect = "root needs no authentication for this service"; })
         pam);
     }
     (mkIf apparmor.enable {

@@ -3,9 +3,20 @@
 # timers, slices, targets and paths, tmpfiles (system/boot/systemd/tmpfiles.nix), and the unit
 # text NixOS generates for a service. serviceConfig values merge like upstream's "systemd option"
 # type: lists from several definitions concatenate, single values must agree.
-{ config, lib, pkgs, ... }:
+{ config, lib, pkgs, options, ... }:
 let
   inherit (lib) mkOption types mkIf mkMerge;
+  # Whether any definition of a value might set `key` (functions and unknown shapes might): lets
+  # a check over every unit skip the units nobody configures that way, without evaluating them.
+  mentions = key: v:
+    let t = v._type or null; in
+    if lib.isFunction v then true
+    else if t == "if" || t == "override" || t == "order" then mentions key v.content
+    else if t == "merge" then lib.any (mentions key) v.contents
+    else if t == "definition" then mentions key v.value
+    else if builtins.isAttrs v then v ? ${key} || v ? imports || v ? config
+    else true;
+  definedWith = key: name: lib.any (d: d ? ${name} && mentions key d.${name}) options.systemd.services.definitions;
   render = import ../../lib/render.nix { inherit lib; };
   toplevel = config;
 
@@ -189,7 +200,8 @@ in
 
     environment.etc = lib.mapAttrs' (name: paths: lib.nameValuePair "tmpfiles.d/${name}.conf" { text = tmpfilesText paths; }) config.systemd.tmpfiles.settings;
 
-    assertions = lib.concatLists (lib.mapAttrsToList (name: s: lib.optional s.confinement.enable {
+    # Only units some definition confines are evaluated (confinement is off by default).
+    assertions = lib.concatLists (lib.mapAttrsToList (name: s: lib.optional (definedWith "confinement" name && s.confinement.enable) {
       assertion = !s.serviceConfig.RootDirectoryStartOnly or false;
       message = "The 'serviceConfig' option 'RootDirectoryStartOnly' for service '${name}' is enabled in conjunction with 'confinement.enable', but right now systemd doesn't support restricting bind-mounts to 'ExecStart'. Please either define a separate service or find a way to run commands other than ExecStart within the chroot.";
     }) config.systemd.services);
