@@ -16,7 +16,10 @@ let
     else if t == "definition" then mentions key v.value
     else if builtins.isAttrs v then v ? ${key} || v ? imports || v ? config
     else true;
-  definedWith = key: name: lib.any (d: d ? ${name} && mentions key d.${name}) options.systemd.services.definitions;
+  # The services some definition might give `key`, as { name = service; } (those that exist).
+  servicesDefinedWith = key:
+    let names = lib.unique (lib.concatMap (d: lib.filter (n: mentions key d.${n}) (lib.attrNames d)) options.systemd.services.definitions); in
+    lib.getAttrs (lib.filter (n: config.systemd.services ? ${n}) names) config.systemd.services;
   render = import ../../lib/render.nix { inherit lib; };
   toplevel = config;
 
@@ -194,17 +197,18 @@ in
 
     systemd.units = lib.mapAttrs' (n: s: lib.nameValuePair "${n}.service" { text = unitText n s; inherit (s) enable; }) config.systemd.services;
 
-    # startAt makes a timer (systemd.nix).
+    # startAt makes a timer, for an enabled service (systemd.nix). Only services some definition
+    # gives a startAt are evaluated to find out (it defaults to none).
     systemd.timers = lib.mapAttrs (name: service: { wantedBy = [ "timers.target" ]; timerConfig.OnCalendar = service.startAt; })
-      (lib.filterAttrs (_: s: s.startAt != [ ]) config.systemd.services);
+      (lib.filterAttrs (name: s: s.enable && s.startAt != [ ]) (servicesDefinedWith "startAt"));
 
     environment.etc = lib.mapAttrs' (name: paths: lib.nameValuePair "tmpfiles.d/${name}.conf" { text = tmpfilesText paths; }) config.systemd.tmpfiles.settings;
 
     # Only units some definition confines are evaluated (confinement is off by default).
-    assertions = lib.concatLists (lib.mapAttrsToList (name: s: lib.optional (definedWith "confinement" name && s.confinement.enable) {
+    assertions = lib.concatLists (lib.mapAttrsToList (name: s: lib.optional s.confinement.enable {
       assertion = !s.serviceConfig.RootDirectoryStartOnly or false;
       message = "The 'serviceConfig' option 'RootDirectoryStartOnly' for service '${name}' is enabled in conjunction with 'confinement.enable', but right now systemd doesn't support restricting bind-mounts to 'ExecStart'. Please either define a separate service or find a way to run commands other than ExecStart within the chroot.";
-    }) config.systemd.services);
+    }) (servicesDefinedWith "confinement"));
 
     warnings = lib.flatten (lib.mapAttrsToList (name: paths: lib.mapAttrsToList (path: entries: lib.mapAttrsToList (type': entry:
       lib.optional (lib.match ''.*\\([nrt]|x[0-9A-Fa-f]{2}).*'' entry.argument != null)

@@ -11,9 +11,30 @@
 # merged, properties (mkIf, mkDefault, mkMerge, mkOrder) honoured, only when read.
 #
 # The record reaches the projection under config.${key}; see `report` for its shape.
-{ lib, options, ... }:
+{ config, lib, options, ... }:
 let
   key = "_surfaceUnjudged";
+
+  # NixOS builds every unit, account, PAM service, interface... it is given, so a typo inside one
+  # (systemd.services.x.serviceConfg) fails there. Offline, nothing may read an element whose
+  # options no invariant needs; the elements a host or paranoid defines (not the surface's own)
+  # of these attribute sets of submodules are forced, so the submodule's own check applies.
+  submoduleSets = [
+    [ "systemd" "services" ] [ "systemd" "sockets" ] [ "systemd" "timers" ] [ "systemd" "paths" ]
+    [ "systemd" "slices" ] [ "systemd" "targets" ] [ "systemd" "network" "networks" ] [ "systemd" "network" "netdevs" ]
+    [ "boot" "initrd" "systemd" "services" ] [ "users" "users" ] [ "users" "groups" ] [ "fileSystems" ]
+    [ "security" "pam" "services" ] [ "networking" "interfaces" ] [ "networking" "firewall" "interfaces" ]
+    [ "networking" "nftables" "tables" ] [ "networking" "wireguard" "interfaces" ] [ "networking" "wg-quick" "interfaces" ]
+    [ "environment" "etc" ] [ "nix" "registry" ] [ "specialisation" ] [ "paranoid" "services" ]
+  ];
+  # (paranoid's own modules are judged on the NixOS backend too, and not forced here.)
+  ownDirs = [ (toString ./. + "/") (toString ../../modules + "/") ];
+  definedElsewhere = path:
+    let o = lib.attrByPath path null options; in
+    if !(lib.isOption o) then [ ]
+    else lib.unique (lib.concatMap (d: lib.optionals (!(lib.any (dir: lib.hasPrefix dir (toString d.file)) ownDirs) && builtins.isAttrs d.value) (lib.attrNames d.value))
+      o.definitionsWithLocations);
+  elementsChecked = lib.all (path: lib.all (n: builtins.seq (lib.attrByPath (path ++ [ n ]) null config) true) (definedElsewhere path)) submoduleSets;
 
   namespaces = map (n: { path = lib.splitString "." n.path; except = n.except or [ ]; }) (import ./namespaces.nix);
 
@@ -158,4 +179,5 @@ let
 in
 {
   _module.freeformType = recording;
+  assertions = [ { assertion = elementsChecked; message = "(unreachable: a submodule's error is thrown)"; } ];
 }

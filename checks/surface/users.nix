@@ -101,6 +101,44 @@ let
     };
   };
 
+  # users.groups.<name> is upstream's submodule (groupOpts), with a shortcut: evaluating a
+  # submodule costs ~900 thunks, and every NixOS host declares 23 groups. A group whose
+  # definitions are plain attribute sets of name/gid/members with values of the right type is
+  # built directly, with what the submodule would give: the name defaults to the attribute's,
+  # members are the users naming the group in extraGroups followed by the definitions' members
+  # in order. Anything else (a property such as mkDefault, a function, an unknown key, so a
+  # typo, a value of the wrong type, two gids) goes through the submodule, for upstream's
+  # result and errors.
+  # (Only while groupOpts is the group's sole module: a host that declares more sub-options gets
+  # the plain submodule. mergeOptionDecls rebuilds the type with substSubModules.)
+  groupTypeOf = modules: let groupSubmodule = types.submoduleWith { inherit modules; shorthandOnlyDefinesConfig = true; }; in groupSubmodule // {
+    substSubModules = m: if lib.length m == 1 then groupTypeOf m else groupSubmodule.substSubModules m;
+    merge = loc: defs:
+      let
+        name = lib.last loc;
+        entryOk = (passwdEntry types.str).check;
+        fieldOk = {
+          name = entryOk;
+          gid = v: v == null || builtins.isInt v;
+          members = v: builtins.isList v && lib.all entryOk v;
+        };
+        plain = d: builtins.isAttrs d.value && !(d.value ? _type)
+          && lib.all (k: fieldOk ? ${k} && !(builtins.isAttrs d.value.${k} && d.value.${k} ? _type) && fieldOk.${k} d.value.${k}) (lib.attrNames d.value);
+        setting = k: lib.filter (d: d.value ? ${k}) defs;
+        names = setting "name";
+        gids = setting "gid";
+        groupName = if names == [ ] then name else (lib.head names).value.name;
+      in
+      if lib.length names <= 1 && lib.length gids <= 1 && (names != [ ] || entryOk name) && lib.all plain defs then {
+        name = groupName;
+        gid = if gids == [ ] then null else (lib.head gids).value.gid;
+        members = lib.mapAttrsToList (_: u: u.name) (lib.filterAttrs (_: u: u.enable && lib.elem groupName u.extraGroups) cfg.users)
+          ++ lib.concatMap (d: d.value.members) (setting "members");
+      }
+      else groupSubmodule.merge loc defs;
+  };
+  groupType = groupTypeOf [ groupOpts ];
+
   idsAreUnique = set: idAttr:
     let ids = lib.mapAttrsToList (_: v: toString v.${idAttr}) set; in
     lib.length (lib.attrNames (lib.genAttrs ids (_: null))) == lib.length ids;
@@ -120,7 +158,7 @@ in
 
   options = {
     users.users = mkOption { type = types.attrsOf (types.submodule userOpts); default = { }; description = "User accounts created by the system (root included)."; };
-    users.groups = mkOption { type = types.attrsOf (types.submodule groupOpts); default = { }; description = "Groups created by the system."; };
+    users.groups = mkOption { type = types.attrsOf groupType; default = { }; description = "Groups created by the system."; };
     users.mutableUsers = mkOption { type = types.bool; default = true; description = "If false, /etc/passwd and /etc/group are exactly what the configuration says at every activation."; };
     users.allowNoPasswordLogin = mkOption { type = types.bool; default = false; description = "Disable the check that root or a wheel user can log in with a password or an SSH key."; };
     users.defaultUserHome = mkOption { type = types.str; default = "/home"; description = "The default home directory for normal users."; };
@@ -138,7 +176,7 @@ in
 
   config = {
     surface.provenance = [
-      (provenance // { options = [ "users.users" "users.groups" "users.mutableUsers" "users.allowNoPasswordLogin" "users.defaultUserHome" "users.enforceIdUniqueness" "users.manageLingering" "users.extraUsers" "users.extraGroups" "security.initialRootPassword" ]; notes = "The activation script (update-users-groups.pl), subuid files, linger unit and the systemd initrd's users are not modelled."; })
+      (provenance // { options = [ "users.users" "users.groups" "users.mutableUsers" "users.allowNoPasswordLogin" "users.defaultUserHome" "users.enforceIdUniqueness" "users.manageLingering" "users.extraUsers" "users.extraGroups" "security.initialRootPassword" ]; notes = "The activation script (update-users-groups.pl), subuid files, linger unit and the systemd initrd's users are not modelled. A group whose definitions are plain is built without evaluating its submodule, with the same result (groupTypeOf)."; })
       { options = [ "users.defaultUserShell" ]; upstream = "nixos/modules/config/shells-environment.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "users.nix"; reread = false; }
       { options = [ "ids.uids" "ids.gids" ]; upstream = "nixos/modules/misc/ids.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "users.nix"; notes = "Only the ids the surface's modules use are defined."; }
     ];

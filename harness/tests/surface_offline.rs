@@ -182,6 +182,38 @@ fn typos_under_fully_declared_namespaces_fail_with_the_suggestion() {
     assert!(err.contains("systemd.services.x.serviceConfg' does not exist") && err.contains("serviceConfig"), "{err}");
 }
 
+/// NixOS builds every unit, PAM service and interface it is given, so a typo inside one fails
+/// even where no invariant reads it.
+#[test]
+fn typos_inside_elements_nothing_reads_fail_too() {
+    for (text, wrong, right) in [
+        ("security.pam.services.login.googleAuthenticatr.enable = true;", "security.pam.services.login.googleAuthenticatr'", "googleAuthenticator"),
+        ("systemd.timers.backup.timerConfg.OnCalendar = \"daily\";", "systemd.timers.backup.timerConfg'", "timerConfig"),
+        ("networking.interfaces.eth0.ipv4.adresses = [ ];", "networking.interfaces.eth0.ipv4.adresses'", "addresses"),
+        ("users.groups.ops.member = [ \"a\" ];", "users.groups.ops.member'", "members"),
+    ] {
+        let err = eval_fails(&host(text));
+        assert!(err.contains(&format!("The option `{wrong} does not exist")) && err.contains(right), "{text}: {err}");
+    }
+}
+
+/// users.groups builds plain groups without evaluating a submodule each (checks/surface/users.nix):
+/// the result must be the submodule's, which a host extending the group submodule gets.
+#[test]
+fn groups_built_directly_equal_the_submodules_result() {
+    let defs = r#"{ lib, ... }: { users.users.bob = { isNormalUser = true; extraGroups = [ "kvm" "ops" ]; };
+        users.groups.kvm.members = [ "alice" ]; users.groups.ops = { gid = 900; members = [ "carol" ]; };
+        users.groups.named = { name = "other"; }; users.groups.forced.gid = lib.mkForce 901; }"#;
+    let extend = "{ lib, ... }: { options.users.groups = lib.mkOption { type = lib.types.attrsOf (lib.types.submodule { }); }; }";
+    let out = nix_eval(false, &format!(
+        "let g = ms: (l.evalSurface {{ modules = [ l.fixtures.matrix.host ] ++ ms; }}).config.users.groups; \
+         fast = g [ ({defs}) ]; slow = g [ ({defs}) ({extend}) ]; in {{ same = fast == slow; n = builtins.length (builtins.attrNames fast); kvm = fast.kvm.members; }}"));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["same"], json!(true), "{v}");
+    assert_eq!(v["kvm"], json!(["bob", "alice"]), "{v}");
+    assert!(v["n"].as_u64().unwrap() >= 26, "{v}");
+}
+
 /// `nix eval` of an expression over the checkout's flake (`f`: the flake, `l`: paranoid's lib,
 /// `lib`: nixpkgs' lib).
 fn nix_eval(raw: bool, expr: &str) -> String {
