@@ -11,6 +11,8 @@ let
 
   surfaceModules = import ../checks/surface;
   stubPkgs = import ../checks/surface/pkgs.nix { inherit lib; };
+  # The stand-in pkgs without extra names, built once and shared by every evaluation (meta.nix).
+  sharedStandIns = { _module.args.surfaceStubPkgs = stubPkgs; };
   impermanenceModule = { key = "paranoid#impermanence"; imports = lib.optional (impermanence != null) "${impermanence}/nixos.nix"; };
 
   # All knobs, optionally with impermanence's module alongside (what nixosModules.all exports).
@@ -22,9 +24,9 @@ let
     { modules ? [ ], withParanoid ? true, withImpermanence ? true }:
     lib.evalModules {
       class = "nixos";
-      modules = surfaceModules
+      modules = surfaceModules ++ [ sharedStandIns ]
         # NixOS's own modules without the host's (a specialisation without inheritParentConfig).
-        ++ [ { _module.args.noUserModules = lib.evalModules { class = "nixos"; modules = surfaceModules ++ [ { _module.args.noUserModules = throw "nested specialisations are ignored"; } ]; }; } ]
+        ++ [ { _module.args.noUserModules = lib.evalModules { class = "nixos"; modules = surfaceModules ++ [ sharedStandIns { _module.args.noUserModules = throw "nested specialisations are ignored"; } ]; }; } ]
         ++ lib.optionals withParanoid (paranoidModules { inherit withImpermanence; })
         ++ modules;
     };

@@ -30,5 +30,9 @@ in
     };
   };
 
-  config._module.args.pkgs = import ./pkgs.nix { inherit lib; names = config.surface.standInNames; };
+  # Without extra names, the stand-ins evalSurface built once for every evaluation in this Nix
+  # process (an exhaustive matrix evaluates tens of thousands of hosts).
+  config._module.args.pkgs =
+    if config.surface.standInNames == [ ] && config._module.args ? surfaceStubPkgs then config._module.args.surfaceStubPkgs
+    else import ./pkgs.nix { inherit lib; names = config.surface.standInNames; };
 }

@@ -198,9 +198,11 @@ in
     systemd.units = lib.mapAttrs' (n: s: lib.nameValuePair "${n}.service" { text = unitText n s; inherit (s) enable; }) config.systemd.services;
 
     # startAt makes a timer, for an enabled service (systemd.nix). Only services some definition
-    # gives a startAt are evaluated to find out (it defaults to none).
-    systemd.timers = lib.mapAttrs (name: service: { wantedBy = [ "timers.target" ]; timerConfig.OnCalendar = service.startAt; })
-      (lib.filterAttrs (name: s: s.enable && s.startAt != [ ]) (servicesDefinedWith "startAt"));
+    # gives a startAt are evaluated to find out (it defaults to none), and only when the timer
+    # is read (one mkIf per candidate).
+    systemd.timers = lib.mkMerge (lib.mapAttrsToList (name: service: {
+      ${name} = mkIf (service.enable && service.startAt != [ ]) { wantedBy = [ "timers.target" ]; timerConfig.OnCalendar = service.startAt; };
+    }) (servicesDefinedWith "startAt"));
 
     environment.etc = lib.mapAttrs' (name: paths: lib.nameValuePair "tmpfiles.d/${name}.conf" { text = tmpfilesText paths; }) config.systemd.tmpfiles.settings;
 
