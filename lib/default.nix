@@ -19,14 +19,22 @@ let
   paranoidModules = { withImpermanence ? true }:
     [ ../modules/all.nix ] ++ lib.optional withImpermanence impermanenceModule;
 
+  # `modulesPath`: the surface's stand-ins for upstream modules hosts import from it
+  # (checks/surface/modules-path), or the directory the harness generated when a host imports one
+  # it has none for ($PARANOID_SURFACE_MODULES_PATH, read only in impure evaluation).
+  surfaceModulesPath =
+    let generated = builtins.getEnv "PARANOID_SURFACE_MODULES_PATH"; in
+    if generated != "" then /. + generated else ../checks/surface/modules-path;
+
   # lib.evalModules over the surface: the offline stand-in for nixpkgs.lib.nixosSystem.
   evalSurface =
     { modules ? [ ], withParanoid ? true, withImpermanence ? true }:
     lib.evalModules {
       class = "nixos";
+      specialArgs.modulesPath = surfaceModulesPath;
       modules = surfaceModules ++ [ sharedStandIns ]
         # NixOS's own modules without the host's (a specialisation without inheritParentConfig).
-        ++ [ { _module.args.noUserModules = lib.evalModules { class = "nixos"; modules = surfaceModules ++ [ sharedStandIns { _module.args.noUserModules = throw "nested specialisations are ignored"; } ]; }; } ]
+        ++ [ { _module.args.noUserModules = lib.evalModules { class = "nixos"; specialArgs.modulesPath = surfaceModulesPath; modules = surfaceModules ++ [ sharedStandIns { _module.args.noUserModules = throw "nested specialisations are ignored"; } ]; }; } ]
         ++ lib.optionals withParanoid (paranoidModules { inherit withImpermanence; })
         ++ modules;
     };

@@ -13,6 +13,7 @@
   ./filesystems.nix
   ./systemd.nix
   ./kernel.nix
+  ./hardware.nix
   ./loader.nix
   ./locale.nix
   ./network.nix

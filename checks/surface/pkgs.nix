@@ -132,6 +132,7 @@ let
     // {
       # Package sets that modules index into.
       linuxPackages = standIn 0 "linuxPackages" { kernel = standIn 1 "linux" { version = "6.12"; modDirVersion = "6.12"; features = { }; }; };
+      linuxPackages_hardened = standIn 0 "linuxPackages_hardened" { kernel = standIn 1 "linux-hardened" { version = "6.12"; modDirVersion = "6.12-hardened1"; features = { }; }; };
       pkgs = pkgs;
       buildPackages = pkgs;
       pkgsBuildBuild = pkgs;

@@ -138,6 +138,8 @@ let
   effectRules = [
     { match = p: lib.last p == "openFirewall"; when = v: v != false; effect = "opens ports in the firewall"; }
     { match = isPrefix [ "specialisation" ]; effect = "a bootable variant of this system whose posture is not checked"; }
+    { match = isPrefix [ "security" "acme" ]; effect = "TLS certificates from ACME (a challenge may need a listener on port 80)"; }
+    { match = p: isPrefix [ "security" "virtualisation" ] p || lib.elem (lib.showOption p) kernelHardening; effect = "kernel hardening (module loading, user namespaces, CPU mitigations)"; }
     { match = isPrefix [ "security" ]; effect = "privilege escalation or authentication (setuid wrappers, PAM, polkit, sudo-like rules)"; }
     { match = isPrefix [ "users" ]; effect = "accounts or groups"; }
     { match = isPrefix [ "networking" ]; effect = "network exposure (interfaces, NAT, forwarding, listening services)"; }
@@ -146,6 +148,12 @@ let
     { match = p: isPrefix [ "virtualisation" ] p || isPrefix [ "containers" ] p; effect = "containers or VMs (published ports bypass the host firewall)"; }
     { match = p: isPrefix [ "services" ] p && lib.last p == "enable"; when = v: v == true; effect = "an upstream service: it may listen on the network and add units, users or sudo/PAM rules"; }
     { match = p: lib.last p == "enable" && !(isPrefix [ "boot" "loader" ] p); when = v: v == true; effect = "an upstream module: it may add units, setuid wrappers, users or open ports"; }
+  ];
+
+  # security.* options upstream's kernel hardening modules declare (security/misc.nix, lock-kernel-modules.nix).
+  kernelHardening = [
+    "security.lockKernelModules" "security.protectKernelImage" "security.allowSimultaneousMultithreading"
+    "security.forcePageTableIsolation" "security.unprivilegedUsernsClone" "security.allowUserNamespaces"
   ];
 
   report = root: records:

@@ -63,6 +63,8 @@ pub fn evaluate_module(
         .tempdir()
         .map_err(|e| Error::Other(format!("temporary directory: {e}")))?;
     let mut names = stand_ins::scan(module);
+    let mut upstream = std::collections::BTreeSet::new();
+    let mut _modules_path: Option<ModulesPathVar> = None;
     let mut retries = 0;
     loop {
         let names_module = stand_ins::write_names_module(dir.path(), &names)?;
@@ -76,6 +78,16 @@ pub fn evaluate_module(
         };
         match nix::evaluate_alone(flake, &item, opts)? {
             Outcome::Failed { message } if retries < stand_ins::MAX_RETRIES => {
+                if let Some(rel) = stand_ins::missing_upstream_module(&message).filter(|r| !upstream.contains(r)) {
+                    upstream.insert(rel);
+                    retries += 1;
+                    let surface = flake.root.join("checks/surface/modules-path");
+                    let root = stand_ins::write_modules_path(dir.path(), &surface, &upstream)?;
+                    if _modules_path.is_none() {
+                        _modules_path = Some(ModulesPathVar::set(&root));
+                    }
+                    continue;
+                }
                 match stand_ins::missing_name(&message) {
                     Some(name) if !names.contains(&name) => {
                         names.insert(name);
@@ -85,6 +97,29 @@ pub fn evaluate_module(
                 }
             }
             outcome => return Ok(outcome),
+        }
+    }
+}
+
+/// `PARANOID_SURFACE_MODULES_PATH` (read by lib.evalSurface) for the `nix` processes started
+/// while it lives: the generated `modulesPath`. The previous value comes back when it is dropped.
+struct ModulesPathVar(Option<std::ffi::OsString>);
+
+const MODULES_PATH_VAR: &str = "PARANOID_SURFACE_MODULES_PATH";
+
+impl ModulesPathVar {
+    fn set(root: &Path) -> ModulesPathVar {
+        let previous = std::env::var_os(MODULES_PATH_VAR);
+        std::env::set_var(MODULES_PATH_VAR, root);
+        ModulesPathVar(previous)
+    }
+}
+
+impl Drop for ModulesPathVar {
+    fn drop(&mut self) {
+        match self.0.take() {
+            Some(v) => std::env::set_var(MODULES_PATH_VAR, v),
+            None => std::env::remove_var(MODULES_PATH_VAR),
         }
     }
 }

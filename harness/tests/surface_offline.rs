@@ -124,6 +124,34 @@ fn c16_realistic_host_is_clean_and_lists_what_it_could_not_judge() {
 // ------------------------------------------------------------------------------------------
 // Undeclared definitions: recorded, readable, and not hiding anything.
 
+/// Real hosts import upstream modules from `modulesPath` and read options their hardware file
+/// leaves to upstream's default.
+#[test]
+fn a_generated_hardware_file_and_upstream_profiles_evaluate_offline() {
+    let (code, out, report) = check(&fixture("generated-hardware.nix"));
+    // The hardened profile's mkDefault [ "@users" ] merges with paranoid's mkDefault [ "@wheel" ].
+    assert_eq!(code, Some(1), "{out}");
+    let violations: Vec<&str> = report["violations"].as_array().unwrap().iter().map(|v| v["invariant"].as_str().unwrap()).collect();
+    assert_eq!(violations, vec!["nix.allowed-users"], "{out}");
+    assert!(out.contains("\"@users\", \"@wheel\""), "{out}");
+    let effects = options_listed(&report, "effects");
+    assert!(effects.iter().any(|e| e == "imports: <modulesPath>/virtualisation/vmware-guest.nix"), "{effects:?}");
+    assert!(out.contains("imports: <modulesPath>/virtualisation/vmware-guest.nix"), "{out}");
+    // The hardened profile's kernel hardening is recorded; the hardware file leaves nothing unjudged
+    // but swapDevices.
+    let defs = options_listed(&report, "definitions");
+    assert!(defs.iter().any(|d| d == "security.lockKernelModules"), "{defs:?}");
+    for judged in ["hardware", "nixpkgs", "boot"] {
+        assert!(!defs.iter().any(|d| d.starts_with(judged)), "{judged} is declared, yet reported: {defs:?}");
+    }
+    // What the stand-ins define is judged like the host's own definitions.
+    let p = eval_ok(r#"{ modulesPath, ... }: { imports = [ (modulesPath + "/profiles/hardened.nix") (modulesPath + "/installer/scan/not-detected.nix") ]; }"#);
+    assert_eq!(p["options"]["nix.settings"]["allowed-users"], json!(["@users"]), "{}", p["options"]["nix.settings"]);
+    let p = eval_ok(r#"{ config, modulesPath, ... }: { imports = [ (modulesPath + "/installer/scan/not-detected.nix") ];
+        networking.hostName = if config.hardware.enableRedistributableFirmware then "firmware" else "none"; }"#);
+    assert_eq!(p["host"], json!("firmware"));
+}
+
 #[test]
 fn undeclared_definitions_are_recorded_and_readable() {
     let p = eval_ok(&host(r#"
