@@ -25,6 +25,47 @@ let
     config.device = mkIf (lib.elem config.fsType specialFSTypes) (mkDefault config.fsType);
   };
 
+  # boot.specialFileSystems.<name> is upstream's submodule (coreFileSystemOpts), with the
+  # shortcut users.nix takes for groups: its `apply` reads every entry's `enable`, and NixOS
+  # declares eight. An entry whose definitions are plain attribute sets of these options, each
+  # set by one definition at most (the order in which the submodule concatenates lists from
+  # several is its own), with values of the right type, is built directly with the submodule's
+  # result; anything else goes through the submodule.
+  specialFsTypeOf = modules: let sub = types.submoduleWith { inherit modules; shorthandOnlyDefinesConfig = true; }; in sub // {
+    substSubModules = m: if lib.length m == 1 then specialFsTypeOf m else sub.substSubModules m;
+    merge = loc: defs:
+      let
+        name = lib.last loc;
+        str = v: builtins.isString v && isNonEmpty v;
+        path = v: str v && builtins.match ".+/" v == null;
+        fieldOk = {
+          enable = builtins.isBool;
+          mountPoint = path;
+          device = v: v == null || str v;
+          fsType = str;
+          options = v: builtins.isList v && lib.all str v;
+          depends = v: builtins.isList v && lib.all path v;
+        };
+        plain = d: builtins.isAttrs d.value && !(d.value ? _type)
+          && lib.all (k: fieldOk ? ${k} && !(builtins.isAttrs d.value.${k} && d.value.${k} ? _type) && fieldOk.${k} d.value.${k}) (lib.attrNames d.value);
+        setting = k: lib.filter (d: d.value ? ${k}) defs;
+        once = k: lib.length (setting k) <= 1;
+        value = k: default: let ds = setting k; in if ds == [ ] then default else (lib.head ds).value.${k};
+        fsType = value "fsType" null;
+        options = value "options" [ "defaults" ];
+      in
+      if lib.all plain defs && lib.all once (lib.attrNames fieldOk) && fsType != null && options != [ ] && (setting "mountPoint" != [ ] || path name)
+      then {
+        enable = value "enable" true;
+        mountPoint = value "mountPoint" name;
+        device = value "device" (if lib.elem fsType specialFSTypes then fsType else null);
+        inherit fsType options;
+        depends = value "depends" [ ];
+        stratis.poolUuid = null;
+      }
+      else sub.merge loc defs;
+  };
+
   fileSystemOpts = { config, ... }: {
     options = {
       label = mkOption { type = types.nullOr nonEmptyStr; default = null; description = "Label of the device (sets device to /dev/disk/by-label/<label>)."; };
@@ -97,7 +138,7 @@ in
       description = "The file systems to be mounted (disabled entries are dropped).";
     };
     boot.specialFileSystems = mkOption {
-      type = types.attrsOf (types.submodule coreFileSystemOpts);
+      type = types.attrsOf (specialFsTypeOf [ coreFileSystemOpts ]);
       apply = lib.filterAttrs (_: fs: fs.enable);
       default = { };
       internal = true;

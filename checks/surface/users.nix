@@ -105,10 +105,10 @@ let
   # submodule costs ~900 thunks, and every NixOS host declares 23 groups. A group whose
   # definitions are plain attribute sets of name/gid/members with values of the right type is
   # built directly, with what the submodule would give: the name defaults to the attribute's,
-  # members are the users naming the group in extraGroups followed by the definitions' members
-  # in order. Anything else (a property such as mkDefault, a function, an unknown key, so a
-  # typo, a value of the wrong type, two gids) goes through the submodule, for upstream's
-  # result and errors.
+  # members are the users naming the group in extraGroups followed by the definition's members.
+  # Anything else (a property such as mkDefault, a function, an unknown key, so a typo, a value
+  # of the wrong type, two definitions of one option, whose order in a list is the submodule's
+  # own) goes through the submodule, for upstream's result and errors.
   # (Only while groupOpts is the group's sole module: a host that declares more sub-options gets
   # the plain submodule. mergeOptionDecls rebuilds the type with substSubModules.)
   groupTypeOf = modules: let groupSubmodule = types.submoduleWith { inherit modules; shorthandOnlyDefinesConfig = true; }; in groupSubmodule // {
@@ -127,13 +127,14 @@ let
         setting = k: lib.filter (d: d.value ? ${k}) defs;
         names = setting "name";
         gids = setting "gid";
+        memberLists = setting "members";
         groupName = if names == [ ] then name else (lib.head names).value.name;
       in
-      if lib.length names <= 1 && lib.length gids <= 1 && (names != [ ] || entryOk name) && lib.all plain defs then {
+      if lib.length names <= 1 && lib.length gids <= 1 && lib.length memberLists <= 1 && (names != [ ] || entryOk name) && lib.all plain defs then {
         name = groupName;
         gid = if gids == [ ] then null else (lib.head gids).value.gid;
         members = lib.mapAttrsToList (_: u: u.name) (lib.filterAttrs (_: u: u.enable && lib.elem groupName u.extraGroups) cfg.users)
-          ++ lib.concatMap (d: d.value.members) (setting "members");
+          ++ lib.concatMap (d: d.value.members) memberLists;
       }
       else groupSubmodule.merge loc defs;
   };

@@ -225,20 +225,30 @@ fn typos_inside_elements_nothing_reads_fail_too() {
     }
 }
 
-/// users.groups builds plain groups without evaluating a submodule each (checks/surface/users.nix):
-/// the result must be the submodule's, which a host extending the group submodule gets.
+/// users.groups and boot.specialFileSystems build plain entries without evaluating a submodule
+/// each (checks/surface/users.nix, filesystems.nix): the result must be the submodule's, which a
+/// host extending the entry's submodule gets.
 #[test]
-fn groups_built_directly_equal_the_submodules_result() {
+fn entries_built_directly_equal_the_submodules_result() {
     let defs = r#"{ lib, ... }: { users.users.bob = { isNormalUser = true; extraGroups = [ "kvm" "ops" ]; };
         users.groups.kvm.members = [ "alice" ]; users.groups.ops = { gid = 900; members = [ "carol" ]; };
-        users.groups.named = { name = "other"; }; users.groups.forced.gid = lib.mkForce 901; }"#;
-    let extend = "{ lib, ... }: { options.users.groups = lib.mkOption { type = lib.types.attrsOf (lib.types.submodule { }); }; }";
+        users.groups.named = { name = "other"; }; users.groups.forced.gid = lib.mkForce 901;
+        boot.specialFileSystems."/x" = { fsType = "tmpfs"; options = [ "mode=700" ]; depends = [ "/run" ]; };
+        boot.specialFileSystems."/y" = { device = "none"; fsType = "ramfs"; enable = false; };
+        boot.specialFileSystems."/run/keys".options = [ "noexec" ]; }"#;
+    let more = r#"{ users.groups.kvm.members = [ "dave" ]; }"#;
+    let extend = "{ lib, ... }: { options.users.groups = lib.mkOption { type = lib.types.attrsOf (lib.types.submodule { }); }; \
+        options.boot.specialFileSystems = lib.mkOption { type = lib.types.attrsOf (lib.types.submodule { }); }; }";
     let out = nix_eval(false, &format!(
-        "let g = ms: (l.evalSurface {{ modules = [ l.fixtures.matrix.host ] ++ ms; }}).config.users.groups; \
-         fast = g [ ({defs}) ]; slow = g [ ({defs}) ({extend}) ]; in {{ same = fast == slow; n = builtins.length (builtins.attrNames fast); kvm = fast.kvm.members; }}"));
+        "let c = ms: (l.evalSurface {{ modules = [ l.fixtures.matrix.host ({defs}) ({more}) ] ++ ms; }}).config; \
+         fast = c [ ]; slow = c [ ({extend}) ]; in {{ groups = fast.users.groups == slow.users.groups; \
+         special = fast.boot.specialFileSystems == slow.boot.specialFileSystems; n = builtins.length (builtins.attrNames fast.users.groups); \
+         ops = fast.users.groups.ops.members; shm = fast.boot.specialFileSystems.\"/dev/shm\".options; }}"));
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["same"], json!(true), "{v}");
-    assert_eq!(v["kvm"], json!(["bob", "alice"]), "{v}");
+    assert_eq!(v["groups"], json!(true), "{v}");
+    assert_eq!(v["special"], json!(true), "{v}");
+    assert_eq!(v["ops"], json!(["bob", "carol"]), "{v}");
+    assert!(v["shm"].as_array().unwrap().contains(&json!("nosuid")), "{v}");
     assert!(v["n"].as_u64().unwrap() >= 26, "{v}");
 }
 
