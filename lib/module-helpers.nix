@@ -63,4 +63,18 @@ rec {
     && lib.all (o: lib.elem o [ "bind" "rbind" "defaults" ] || lib.hasPrefix "x-" o) fs.options;
 
   showList = l: "[ " + lib.concatMapStringsSep " " (x: ''"${toString x}"'') l + " ]";
+
+  # Who NixOS's lock-out check (users-groups.nix) counts as an administrator: root, and wheel
+  # by auxiliary group, primary group or the group's member list.
+  isAdmin = config: u:
+    u.name == "root" || u.group == "wheel" || lib.elem "wheel" u.extraGroups
+    || lib.elem u.name (config.users.groups.wheel.members or [ ]);
+
+  # A login NixOS counts as a credential: a hash that allows a login ("!", "!!" and "*" lock the
+  # password; "" allows a password-less console login), a password, a hash file, or an SSH key.
+  allowsLogin = hash: hash == "" || !(lib.elem hash [ null "!" "!!" "*" ]);
+  hasCredential = u:
+    allowsLogin u.hashedPassword || u.password != null || u.hashedPasswordFile != null
+    || hasSshKey u;
+  hasSshKey = u: u.openssh.authorizedKeys.keys != [ ] || u.openssh.authorizedKeys.keyFiles != [ ];
 }

@@ -27,10 +27,21 @@ let
     lib.unique ((lib.attrNames (config.paranoid.services or { }))
       ++ [ "sshd" "nix-daemon" "auditd" "audit-rules-nixos" "paranoid-execwatch" "systemd-journal-upload" "tailscaled" "clamav-daemon" "clamav-freshclam" "clamdscan" ]);
 
-  userSummary = u: {
+  # What NixOS writes to /etc/passwd and /etc/shadow for an account (users-groups.nix's spec):
+  # forced, so that conflicting definitions (two modules describing one account) fail here
+  # as they would at build time.
+  passwdEntry = u: {
+    inherit (u) name uid group description home homeMode createHome isSystemUser password hashedPassword
+      hashedPasswordFile initialPassword initialHashedPassword autoSubUidGidRange subUidRanges subGidRanges;
+    expires = u.expires or null;
+    shell = if u.shell == null then null else if lib.types.shellPackage.check u.shell then u.shell.shellPath else toString u.shell;
+  };
+  # A hash of "!", "!!" or "*" locks the password: no credential (users-groups.nix's allowsLogin).
+  allowsLogin = hash: hash == "" || !(lib.elem hash [ null "!" "!!" "*" ]);
+  userSummary = u: builtins.deepSeq (passwdEntry u) {
     inherit (u) isSystemUser isNormalUser group extraGroups uid;
-    hasPassword = u.hashedPassword != null || u.hashedPasswordFile != null || u.password != null
-      || u.initialPassword != null || u.initialHashedPassword != null;
+    hasPassword = allowsLogin u.hashedPassword || u.hashedPasswordFile != null || u.password != null
+      || u.initialPassword != null || allowsLogin u.initialHashedPassword;
     authorizedKeys = lib.length u.openssh.authorizedKeys.keys + lib.length u.openssh.authorizedKeys.keyFiles;
   };
 
@@ -77,7 +88,8 @@ let
     "security.audit.rules" = config.security.audit.rules;
     "security.audit.backlogLimit" = config.security.audit.backlogLimit;
     "security.auditd.enable" = config.security.auditd.enable;
-    "security.auditd.plugins.syslog.active" = config.security.auditd.plugins.syslog.active;
+    # NixOS defines the plugins only with auditd enabled.
+    "security.auditd.plugins.syslog.active" = (config.security.auditd.plugins.syslog or { active = false; }).active;
     "security.sudo.enable" = config.security.sudo.enable;
     "security.sudo.execWheelOnly" = config.security.sudo.execWheelOnly;
     "security.sudo.wheelNeedsPassword" = config.security.sudo.wheelNeedsPassword;
@@ -162,7 +174,8 @@ let
       rendered = {
         sshd_config = if c.services.openssh.enable then render.sshdConfig c.services.openssh else null;
         nix_conf = if c.nix.enable then render.nixConf c.nix else null;
-        fstab = lib.concatMapStrings (fs: render.fstabLine fs + "\n") (lib.sort (a: b: a.mountPoint < b.mountPoint) (lib.filter (fs: fs.enable) (lib.attrValues c.fileSystems)));
+        # /etc/fstab as NixOS writes it (dependency order; a filesystem without a device throws).
+        fstab = c.environment.etc.fstab.text;
         nftables = nftablesText c;
         audit_rules = if c.security.audit.enable != false then render.auditRules c.security.audit else null;
         journal_upload = if c.services.journald.upload.enable then guarded (render.systemdIni c.services.journald.upload.settings) else null;
@@ -180,6 +193,17 @@ let
       };
       mounts = mountsOf c;
       persistedFiles = persistedFiles c;
+      # What the offline surface accepted without judging it (checks/surface/unjudged.nix):
+      # { count; definitions = [ { option; file; leaves; leafCount; } ]; effects = [ { option; effect; file; } ]; }.
+      # Always empty on the nixos backend, where every option is real.
+      unjudged =
+        let recorded = c._surfaceUnjudged or { count = 0; definitions = [ ]; effects = [ ]; }; in
+        recorded // {
+          # Declared options whose effect the surface does not model. Bootable variants are not
+          # among them: `specialisations` below projects each, and check judges it.
+          effects = recorded.effects
+            ++ map (u: u // { file = "(declared; not modelled)"; }) (c.surface.unmodelled or [ ]);
+        };
       assertions = failed;
       warnings = c.warnings;
       # Every other boot entry (a specialisation, e.g. paranoid.breakGlass's), projected the

@@ -74,8 +74,15 @@ in
         // lib.optionalAttrs (s.readWritePaths != [ ]) { ReadWritePaths = s.readWritePaths; };
     }) cfg;
 
+    # The dedicated account, unless it exists already: every field is a default, so an account
+    # NixOS or the host defines (sshd, nginx, ...) keeps its own description, group and kind.
     users.users = lib.mkMerge (lib.mapAttrsToList (name: s: mkIf s.dedicatedUser {
-      ${s.user} = { isSystemUser = true; group = s.user; description = "paranoid: dedicated account of ${name}.service"; };
+      ${s.user} = { config, ... }: {
+        isSystemUser = mkIf (!config.isNormalUser) (mkDefault true);
+        group = mkDefault s.user;
+        # No colon: /etc/passwd fields are colon-separated (users-groups.nix refuses one).
+        description = mkDefault "paranoid dedicated account of ${name}.service";
+      };
     }) cfg);
     users.groups = lib.mkMerge (lib.mapAttrsToList (name: s: mkIf s.dedicatedUser { ${s.user} = { }; }) cfg);
 

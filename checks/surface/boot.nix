@@ -1,24 +1,15 @@
-# Boot loader and early boot options that disk layouts set: boot.loader.grub.devices
-# (system/boot/loader/grub/grub.nix; disko sets it for a BIOS boot partition) and
 # boot.resumeDevice (system/boot/stage-1.nix; disko sets it for a swap partition marked for
-# hibernation). Declarations only: the boot loader itself is not part of the surface.
+# hibernation). A declaration only: the initrd's resume script is not part of the surface.
 { lib, ... }:
-let
-  inherit (lib) mkOption types;
-in
 {
-  options.boot = {
-    loader.grub.devices = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-      example = [ "/dev/disk/by-id/wwn-0x500001234567890a" ];
-      description = "The devices on which the boot loader, GRUB, will be installed.";
-    };
-    resumeDevice = mkOption {
-      type = types.str;
-      default = "";
-      example = "/dev/sda3";
-      description = "Device for manual resume attempt during boot (hibernation).";
-    };
+  options.boot.resumeDevice = lib.mkOption {
+    type = lib.types.str;
+    default = "";
+    example = "/dev/sda3";
+    description = "Device for manual resume attempt during boot (hibernation).";
   };
+
+  config.surface.provenance = [
+    { options = [ "boot.resumeDevice" ]; upstream = "nixos/modules/system/boot/stage-1.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "boot.nix"; reread = false; notes = "Declaration only (disko sets it)."; }
+  ];
 }

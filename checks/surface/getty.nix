@@ -13,6 +13,9 @@ in
   };
 
   config = {
+    surface.provenance = [
+      { options = [ "services.getty.greetingLine" "services.getty.helpLine" ]; upstream = "nixos/modules/services/ttys/getty.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "getty.nix"; reread = false; notes = "/etc/issue only; the greeting names the release instead of system.nixos.distroName and label."; }
+    ];
     services.getty.greetingLine = lib.mkDefault ''<<< Welcome to NixOS ${lib.trivial.release} (\m) - \l >>>'';
     environment.etc.issue = lib.mkDefault {
       # Friendly greeting on the virtual consoles.

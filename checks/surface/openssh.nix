@@ -28,13 +28,85 @@ let
   };
 
   usersWithKeys = lib.filterAttrs (_: u: u.openssh.authorizedKeys.keys != [ ] || u.openssh.authorizedKeys.keyFiles != [ ]) config.users.users;
+  usersWithPrincipals = lib.filterAttrs (_: u: u.openssh.authorizedPrincipals != [ ]) config.users.users;
   settingNames = lib.attrNames cfg.settings;
-  lowered = map lib.toLower settingNames;
+  cfgc = config.programs.ssh;
+
+  # programs/ssh.nix: the client's configuration, and XAuthLocation following X11 forwarding.
+  clientConfig = {
+    surface.provenance = [
+      { options = [ "services.openssh" "services.sshd.enable" "users.users.<name>.openssh" ]; upstream = "nixos/modules/services/networking/ssh/sshd.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "openssh.nix"; notes = "sshd_config is rendered by lib/render.nix as upstream's keyValue format does; system.checks (sshd -G -T at build time) and the Kerberos/GSSAPI package assertions are not modelled."; }
+      { options = [ "programs.ssh" ]; upstream = "nixos/modules/programs/ssh.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "openssh.nix"; notes = "ssh_config and ssh_known_hosts are not rendered; ssh-agent is not modelled."; }
+    ];
+    assertions = [ { assertion = cfgc.forwardX11 == true -> cfgc.setXAuthLocation; message = "cannot enable X11 forwarding without setting XAuth location"; } ]
+      ++ lib.mapAttrsToList (name: data: {
+        assertion = (data.publicKey == null && data.publicKeyFile != null) || (data.publicKey != null && data.publicKeyFile == null);
+        message = "knownHost ${name} must contain either a publicKey or publicKeyFile";
+      }) cfgc.knownHosts;
+    programs.ssh.setXAuthLocation = lib.mkDefault ((config.services.xserver.enable or false) || cfgc.forwardX11 == true || cfg.settings.X11Forwarding);
+    environment.systemPackages = [ cfgc.package ];
+  };
+
+  keygenConfig = {
+    systemd.services.sshd-keygen = {
+      description = "SSH Host Keys Generation";
+      path = [ cfg.package ];
+      wantedBy = [ "multi-user.target" ];
+      serviceConfig.Type = "oneshot";
+      unitConfig.ConditionFileNotEmpty = map (k: "|!${k.path}") cfg.hostKeys;
+      script = lib.concatMapStrings (k: ''
+        if ! [ -s "${k.path}" ]; then
+            if ! [ -h "${k.path}" ]; then
+                rm -f "${k.path}"
+            fi
+            mkdir -p "$(dirname '${k.path}')"
+            chmod 0755 "$(dirname '${k.path}')"
+            ssh-keygen \
+              -t "${k.type}" \
+              ${lib.optionalString (k ? bits) "-b ${toString k.bits}"} \
+              ${lib.optionalString (k ? comment) "-C '${k.comment}'"} \
+              ${lib.optionalString (k ? openSSHFormat && k.openSSHFormat) "-o"} \
+              -f "${k.path}" \
+              -N ""
+        fi
+      '') cfg.hostKeys;
+    };
+  };
 in
 {
   options = {
-    programs.ssh.package = mkOption { type = types.package; default = pkgs.openssh; description = "The OpenSSH package."; };
-    programs.ssh.setXAuthLocation = mkOption { type = types.bool; default = false; description = "Whether to set XAuthLocation in sshd_config."; };
+    programs.ssh = {
+      package = mkOption { type = types.package; default = pkgs.openssh; defaultText = lib.literalExpression "pkgs.openssh"; description = "The OpenSSH package."; };
+      agentPKCS11Whitelist = mkOption { type = nullOr types.str; default = null; description = "Acceptable PKCS#11 library paths for ssh-add -s."; };
+      agentTimeout = mkOption { type = nullOr types.str; default = null; description = "How long ssh-agent keeps keys."; };
+      askPassword = mkOption { type = types.str; default = "${pkgs.x11_ssh_askpass}/libexec/x11-ssh-askpass"; defaultText = lib.literalExpression ''"''${pkgs.x11_ssh_askpass}/libexec/x11-ssh-askpass"''; description = "Program used by SSH to ask for passwords."; };
+      ciphers = mkOption { type = nullOr (types.listOf types.str); default = null; description = "Client ciphers."; };
+      enableAskPassword = mkOption { type = types.bool; default = config.services.xserver.enable or false; defaultText = lib.literalExpression "config.services.xserver.enable"; description = "Whether to set SSH_ASKPASS."; };
+      extraConfig = mkOption { type = types.lines; default = ""; description = "Text prepended to ssh_config."; };
+      forwardX11 = mkOption { type = nullOr types.bool; default = false; description = "Whether the client requests X11 forwarding by default."; };
+      hostKeyAlgorithms = mkOption { type = types.listOf types.str; default = [ ]; description = "Client host key algorithms."; };
+      kexAlgorithms = mkOption { type = nullOr (types.listOf types.str); default = null; description = "Client key exchange algorithms."; };
+      knownHosts = mkOption {
+        default = { };
+        description = "System-wide known SSH hosts (/etc/ssh/ssh_known_hosts).";
+        type = types.attrsOf (types.submodule ({ name, config, ... }: {
+          options = {
+            certAuthority = mkOption { type = types.bool; default = false; description = "This key is a certificate authority."; };
+            extraHostNames = mkOption { type = types.listOf types.str; default = [ ]; description = "More host names for this key."; };
+            hostNames = mkOption { type = types.listOf types.str; default = [ name ] ++ config.extraHostNames; description = "Host names or addresses of the host."; };
+            publicKey = mkOption { type = nullOr types.str; default = null; description = "The host's public key."; };
+            publicKeyFile = mkOption { type = nullOr types.path; default = null; description = "A file holding the host's public key."; };
+          };
+        }));
+      };
+      knownHostsFiles = mkOption { type = types.listOf types.path; default = [ ]; description = "More global known-hosts files."; };
+      macs = mkOption { type = nullOr (types.listOf types.str); default = null; description = "Client MACs."; };
+      pubkeyAcceptedKeyTypes = mkOption { type = types.listOf types.str; default = [ ]; description = "Key types for public key authentication."; };
+      # No default: the module sets it (mkDefault) from X11 forwarding, server or client.
+      setXAuthLocation = mkOption { type = types.bool; description = "Whether to set the path to xauth for X11-forwarded connections (XAuthLocation)."; };
+      startAgent = mkOption { type = types.bool; default = false; description = "Whether to start ssh-agent at login."; };
+      systemd-ssh-proxy.enable = mkOption { type = types.bool; default = true; description = "Whether to include systemd's ssh proxy plugin."; };
+    };
 
     users.users = mkOption { type = types.attrsOf (types.submodule userOptions); };
 
@@ -106,7 +178,7 @@ in
     };
   };
 
-  config = mkIf cfg.enable {
+  config = lib.mkMerge [ clientConfig (mkIf cfg.generateHostKeys keygenConfig) (mkIf cfg.enable {
     users.users.sshd = { isSystemUser = true; group = "sshd"; description = "SSH privilege separation user"; };
     users.groups.sshd = { };
 
@@ -118,7 +190,7 @@ in
       [ "AddressFamily ${if config.networking.enableIPv6 then "any" else "inet"}" ]
       ++ map (port: "Port ${toString port}") cfg.ports
       ++ map ({ addr, port, ... }: "ListenAddress ${addr}${lib.optionalString (port != null) (":" + toString port)}") cfg.listenAddresses
-      ++ lib.optional config.programs.ssh.setXAuthLocation "XAuthLocation ${pkgs.xauth}/bin/xauth"
+      ++ lib.optional config.programs.ssh.setXAuthLocation "XAuthLocation ${lib.getExe pkgs.xauth}"
       ++ lib.optional cfg.allowSFTP "Subsystem sftp ${cfg.sftpServerExecutable} ${lib.concatStringsSep " " cfg.sftpFlags}"
       ++ [ "AuthorizedKeysFile ${toString cfg.authorizedKeysFiles}" ]
       ++ lib.optional (cfg.authorizedKeysCommand != "none") "AuthorizedKeysCommand ${cfg.authorizedKeysCommand}\nAuthorizedKeysCommandUser ${cfg.authorizedKeysCommandUser}\n"
@@ -128,36 +200,81 @@ in
     environment.etc = {
       "ssh/sshd_config".text = render.sshdConfig cfg;
       "ssh/moduli".source = cfg.moduliFile;
-    } // lib.mapAttrs' (name: u: lib.nameValuePair "ssh/authorized_keys.d/${name}" {
+    } // lib.mapAttrs' (_: u: lib.nameValuePair "ssh/authorized_keys.d/${u.name}" {
       mode = "0444";
-      text = lib.concatStringsSep "\n" u.openssh.authorizedKeys.keys + "\n";
-    }) usersWithKeys;
+      text = ''
+        ${lib.concatStringsSep "\n" u.openssh.authorizedKeys.keys}
+        ${lib.concatMapStrings (f: builtins.readFile f + "\n") u.openssh.authorizedKeys.keyFiles}
+      '';
+    }) usersWithKeys // lib.mapAttrs' (_: u: lib.nameValuePair "ssh/authorized_principals.d/${u.name}" {
+      mode = "0444";
+      text = lib.concatStringsSep "\n" u.openssh.authorizedPrincipals;
+    }) usersWithPrincipals;
+
+    services.openssh.settings.AuthorizedPrincipalsFile = mkIf (usersWithPrincipals != { }) "/etc/ssh/authorized_principals.d/%u";
+
+    security.pam.services.sshd = mkIf (cfg.settings.UsePAM == true) {
+      showMotd = true;
+      startSession = true;
+      unixAuth = cfg.settings.PasswordAuthentication == true;
+    };
 
     networking.firewall.allowedTCPPorts = lib.optionals cfg.openFirewall cfg.ports;
 
-    systemd.services.sshd = {
+    systemd.services.sshd = mkIf (!cfg.startWhenNeeded) {
       description = "SSH Daemon";
-      wantedBy = lib.optional (!cfg.startWhenNeeded) "multi-user.target";
+      wantedBy = [ "multi-user.target" ];
       after = [ "network.target" "sshd-keygen.service" ];
-      wants = [ "sshd-keygen.service" ];
+      wants = mkIf cfg.generateHostKeys [ "sshd-keygen.service" ];
       stopIfChanged = false;
+      path = [ cfg.package ];
       serviceConfig = {
         Type = "notify-reload";
-        ExecStart = "${cfg.package}/bin/sshd -D -f /etc/ssh/sshd_config";
+        ExecStart = lib.concatStringsSep " " [ (lib.getExe' cfg.package "sshd") "-D" "-f" "/etc/ssh/sshd_config" ];
         KillMode = "process";
         Restart = "always";
       };
     };
+    # Socket activation: one sshd per connection, started by sshd.socket.
+    systemd.services."sshd@" = {
+      description = "SSH per-connection Daemon";
+      after = [ "network.target" "sshd-keygen.service" ];
+      wants = mkIf cfg.generateHostKeys [ "sshd-keygen.service" ];
+      stopIfChanged = false;
+      path = [ cfg.package ];
+      serviceConfig = {
+        ExecStart = lib.concatStringsSep " " [ "-${lib.getExe' cfg.package "sshd"}" "-i" "-D" "-f /etc/ssh/sshd_config" ];
+        KillMode = "process";
+        StandardError = "journal";
+        StandardInput = "socket";
+      };
+    };
+    systemd.sockets.sshd = mkIf cfg.startWhenNeeded {
+      description = "SSH Socket";
+      wantedBy = [ "sockets.target" ];
+      socketConfig.Accept = true;
+      socketConfig.ListenStream =
+        if cfg.listenAddresses != [ ] then
+          lib.concatMap ({ addr, port }: if port != null then [ "${addr}:${toString port}" ] else map (p: "${addr}:${toString p}") cfg.ports) cfg.listenAddresses
+        else cfg.ports;
+      # Brute force must not shut the socket down.
+      socketConfig.TriggerLimitIntervalSec = 0;
+    };
+    systemd.tmpfiles.settings."ssh-root-provision" = {
+      "/root"."d-" = { group = ":root"; mode = ":700"; user = "root"; };
+      "/root/.ssh"."d-" = { group = ":root"; mode = ":700"; user = "root"; };
+      "/root/.ssh/authorized_keys"."f^" = { argument = "ssh.authorized_keys.root"; group = ":root"; mode = ":600"; user = "root"; };
+    };
 
     assertions = [
       {
-        assertion = lib.length (lib.unique lowered) == lib.length lowered;
-        message = "Duplicate sshd config key; does your capitalization match the option's? Duplicate keys: ${toString (lib.filter (k: lib.length (lib.filter (x: x == lib.toLower k) lowered) > 1) settingNames)}";
-      }
-      {
-        assertion = cfg.settings.X11Forwarding != true || config.programs.ssh.setXAuthLocation;
+        assertion = if cfg.settings.X11Forwarding then config.programs.ssh.setXAuthLocation else true;
         message = "cannot enable X11 forwarding without setting xauth location";
       }
+      (let duplicates = lib.filter (l: lib.length l > 1) (lib.attrValues (lib.groupBy lib.toLower settingNames)); in {
+        assertion = lib.length duplicates == 0;
+        message = "Duplicate sshd config key; does your capitalization match the option's? Duplicate keys: ${lib.concatMapStringsSep ", " (d: "(${lib.concatStringsSep ", " d})") duplicates}";
+      })
     ] ++ map ({ addr, ... }: { assertion = addr != null; message = "addr must be specified in each listenAddresses entry"; }) cfg.listenAddresses;
-  };
+  }) ];
 }

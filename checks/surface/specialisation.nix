@@ -8,8 +8,8 @@
 # boot.loader.grub.device = "nodev" (the surface declares no boot loader); the newest upstream
 # adds `toplevel` (the built child) and symlinks it into the parent's toplevel, and the surface
 # builds nothing. `noUserModules` (eval-config.nix gives it to every NixOS evaluation) is the
-# surface without paranoid and the host's modules, unless the evaluation provides its own.
-{ config, lib, pkgs, extendModules, noUserModules, ... }:
+# surface without paranoid and the host's modules; lib.evalSurface passes it.
+{ config, lib, extendModules, noUserModules, ... }:
 let
   inherit (lib) mkOption types;
 
@@ -60,12 +60,12 @@ in
   };
 
   config = {
-    # What eval-config.nix hands every NixOS evaluation; an evaluator that has the real one wins.
-    _module.args.noUserModules = lib.mkDefault (lib.evalModules {
-      class = "nixos";
-      modules = import ./. ++ [ { _module.args.pkgs = pkgs; } ];
-    });
-
+    surface.provenance = [
+      { options = [ "specialisation" "isSpecialisation" ]; upstream = "nixos/modules/system/activation/specialisation.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "specialisation.nix"; notes = "No toplevel is built; a child's failed assertions are its own, and fail the parent's eval and check."; }
+    ];
+    # A child's failed assertions are its own (config.assertions of its evaluation), as upstream;
+    # its toplevel is part of the parent's, so they fail the parent's build: the projection
+    # carries each entry's, and eval and check fail on them.
     assertions = lib.mapAttrsToList (name: _: {
       assertion = !lib.hasInfix "/" name;
       message = ''

@@ -11,4 +11,8 @@
       system unable to be reconfigured via `nixos-rebuild`.
     '';
   };
+
+  config.surface.provenance = [
+    { options = [ "system.switch.enable" ]; upstream = "nixos/modules/system/activation/switchable-system.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "switch.nix"; reread = false; notes = "The switch only; no switch-to-configuration is built."; }
+  ];
 }

@@ -27,5 +27,10 @@ in
     });
   };
 
-  config.system.build.nixos-install = pkgs.nixos-install;
+  config = {
+    system.build.nixos-install = pkgs.nixos-install;
+    surface.provenance = [
+      { options = [ "system.disableInstallerTools" "system.tools" ]; upstream = "nixos/modules/installer/tools/tools.nix"; repo = "Swarsel/nixpkgs"; commit = "4aa6836a648ca76c68866decf0c8965e36ec2a3b"; surface = "tools.nix"; reread = false; notes = "The switches only; the tools' packages are not added to environment.systemPackages."; }
+    ];
+  };
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::catalogue::Catalogue;
 use crate::error::{Error, Result};
 use crate::invariants::{self, Posture, Proj, Violation, IDS};
-use crate::nix::{self, Backend, EvalOptions, Flake, Item, Outcome};
+use crate::nix::{self, Backend, EvalOptions, Flake, Outcome};
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -86,6 +86,8 @@ pub struct CheckResult {
     /// program (`sshd`: `sshd -T -C` for every connection of the model).
     #[serde(rename = "judgedBy")]
     pub judged_by: BTreeMap<String, Verdict>,
+    /// What the offline surface accepted without judging (never changes the exit status).
+    pub unjudged: crate::unjudged::Unjudged,
 }
 
 impl CheckResult {
@@ -198,6 +200,7 @@ fn finish(
         warnings: Proj(projection).warnings().into_iter().map(String::from).collect(),
         specialisations: crate::specialisations::check_all(posture, projection),
         judged_by: BTreeMap::new(),
+        unjudged: crate::unjudged::Unjudged::from_projection(projection),
     }
 }
 
@@ -349,18 +352,16 @@ pub fn explain_host_overrides(
         &serde_json::to_string(&knobs).unwrap_or_default(),
     )?;
     let module = write("suggested-knobs.nix", SUGGESTED_KNOBS_MODULE)?;
-    let item = Item {
-        id: "check:with-suggested-knobs".into(),
-        modules: vec![host, module],
-        ..Default::default()
-    };
     let opts = EvalOptions {
         jobs: 1,
         batch_size: 1,
         timeout,
         ..Default::default()
     };
-    let retry = match nix::evaluate_alone(flake, &item, &opts)? {
+    // With the same stand-in packages as the host's own evaluation.
+    let evaluated =
+        crate::eval_cmd::evaluate_module(flake, &host, &[module], "check:with-suggested-knobs", &opts)?;
+    let retry = match evaluated {
         Outcome::Projection(after) => Retry::Violations(invariants::check_posture(&as_set, &after)),
         Outcome::Failed { message } => Retry::Failed(message),
     };

@@ -50,6 +50,9 @@ pub struct Finding {
     pub option: Option<String>,
     #[serde(default)]
     pub files: Vec<String>,
+    /// What to change, where the model knows (sshd's start-up refusals).
+    #[serde(default)]
+    pub fix: Option<String>,
 }
 
 impl Finding {

@@ -22,4 +22,6 @@ pub mod report;
 pub mod sandbox_cmd;
 pub mod specialisations;
 pub mod sshd;
+pub mod stand_ins;
+pub mod unjudged;
 pub mod vm_cmd;

@@ -198,6 +198,29 @@ pub fn check_human(r: &CheckResult) -> String {
     for e in &r.specialisations {
         entry_check_human(&mut o, e, r.checked.len());
     }
+    o.push_str(&unjudged_human(&r.unjudged));
+    o
+}
+
+/// "not judged offline: N definitions (…)" and the effects among them; nothing when none.
+pub fn unjudged_human(u: &crate::unjudged::Unjudged) -> String {
+    let mut o = String::new();
+    if u.count == 0 {
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "not judged offline: {} definition{} ({}): the surface does not declare these options, so no invariant reads them",
+        u.count,
+        if u.count == 1 { "" } else { "s" },
+        u.summary(8)
+    );
+    if !u.effects.is_empty() {
+        let _ = writeln!(o, "effects that could not be judged ({}):", u.effects.len());
+        for e in &u.effects {
+            let _ = writeln!(o, "  ? {}: {}", e.option, e.effect);
+        }
+    }
     o
 }
 
@@ -415,6 +438,7 @@ pub fn eval_human(p: &Value, cat: Option<&crate::catalogue::Catalogue>) -> Strin
     for (name, entry) in crate::specialisations::entries(p) {
         entry_eval_human(&mut o, p, name, entry, cat);
     }
+    o.push_str(&unjudged_human(&crate::unjudged::Unjudged::from_projection(p)));
     o
 }
 

@@ -430,13 +430,13 @@ fn an_entry_that_is_not_this_host_relaxed_is_refused() {
 
 #[test]
 fn a_failed_assertion_in_the_entry_fails_eval() {
-    // The entry's own guards (here: sudo for wheel while an unrelated sudo-rs is on) fail the
-    // whole build, as NixOS's would: eval exits 6.
+    // The entry's own assertions (here: an account whose primary group is not declared, which
+    // users-groups.nix refuses) fail the whole build, as NixOS's would: eval exits 6.
     let dir = tempfile::tempdir().unwrap();
     let m = module(
         &dir,
         "host.nix",
-        &format!("{{ lib, ... }}: {{ imports = [ {{repo}}/{FIXTURE} ]; specialisation.break-glass.configuration.security.sudo-rs.enable = lib.mkForce true; }}"),
+        &format!("{{ lib, ... }}: {{ imports = [ {{repo}}/{FIXTURE} ]; specialisation.break-glass.configuration.users.users.svc = {{ isSystemUser = true; group = \"missing\"; }}; }}"),
     );
     let out = harness()
         .args(["eval", "--format", "json", "--module"])

@@ -164,6 +164,7 @@ fn a_disagreement_is_an_ssh_model_agrees_violation_naming_connections_and_values
         warnings: vec![],
         judged_by: BTreeMap::new(),
         specialisations: vec![],
+        unjudged: Default::default(),
     };
     confirm_sshd(&p, &mut result);
     assert_eq!(result.violations.len(), 1, "{:#?}", result.violations);
@@ -209,4 +210,39 @@ fn use_pam_off_with_a_passwordless_root_has_no_admin_path() {
             .contains("UsePAM no and its password is locked"),
         "{v}"
     );
+}
+
+#[test]
+fn authentication_methods_sshd_cannot_satisfy_stop_sshd_and_the_admin_path() {
+    // sshd.c refuses to start when every AuthenticationMethods list needs a disabled method; the
+    // model says so (ssh.config-valid, and no admin path), and sshd -t agrees.
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    for (methods, disabled) in [
+        ("publickey,password", "password: passwordauthentication no"),
+        ("publickey,keyboard-interactive:pam", "keyboard-interactive:pam: kbdinteractiveauthentication no"),
+    ] {
+        let m = module(
+            &dir,
+            "host.nix",
+            &format!("{{ lib, ... }}: {{ imports = [ {{repo}}/examples/bastion ]; services.openssh.settings.AuthenticationMethods = lib.mkForce \"{methods}\"; paranoid.adminPath.guard = false; }}"),
+        );
+        let (code, r, err) = check_module(&m, "maximum");
+        assert_eq!(code, Some(1), "{r:#}\n{err}");
+        let ids: Vec<&str> = r["violations"].as_array().unwrap().iter().map(|v| v["invariant"].as_str().unwrap()).collect();
+        let valid = r["violations"].as_array().unwrap().iter().find(|v| v["invariant"] == "ssh.config-valid").expect("ssh.config-valid");
+        assert!(valid["message"].as_str().unwrap().contains(disabled), "{valid:#}");
+        assert!(ids.contains(&"admin.path"), "{ids:?}");
+        assert!(!ids.contains(&"ssh.model-agrees"), "sshd -t must agree: {r:#}");
+        assert!(r["judgedBy"]["sshd"]["refused"].as_str().unwrap().contains("AuthenticationMethods cannot be satisfied"), "{:#}", r["judgedBy"]);
+    }
+    // One satisfiable list is enough: sshd starts.
+    let m = module(
+        &dir,
+        "host.nix",
+        "{ lib, ... }: { imports = [ {repo}/examples/bastion ]; services.openssh.settings.AuthenticationMethods = lib.mkForce \"publickey,password publickey\"; paranoid.adminPath.guard = false; }",
+    );
+    let (_, r, _) = check_module(&m, "maximum");
+    let ids: Vec<&str> = r["violations"].as_array().unwrap().iter().map(|v| v["invariant"].as_str().unwrap()).collect();
+    assert!(!ids.contains(&"ssh.config-valid") && !ids.contains(&"ssh.model-agrees"), "{r:#}");
 }

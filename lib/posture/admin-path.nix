@@ -63,6 +63,7 @@ let
       ownPaths = filter (p: p.account == user) sudo.paths;
     in
     (if sshd == null then [ "sshd is not running (services.openssh.enable = false)" ]
+    else if sshd.errors != [ ] then [ "sshd refuses to start with this sshd_config: ${lib.concatMapStringsSep "; " (e: "line ${toString e.line}: ${e.reason}") sshd.errors}" ]
     else if mine == [ ] then [ "no connection ${networkText} can reach sshd: ${if vpnOnly then "SSH is VPN-only (paranoid.vpn.sshOnlyOverVpn) but the VPN interface ${toString network.vpn} has no address this host declares (set paranoid.vpn.tailscale.enable, or declare networking.wireguard.interfaces.${toString network.vpn})" else "no network"}" ]
     else if reach == [ ] then [ "the firewall admits SSH port(s) ${toString (unique (map (c: c.lport) mine))} on no interface ${networkText}" ]
     else if admitted == [ ] then [ "sshd refuses ${user}: ${lib.concatStringsSep "; " (unique (concatMap (c: c.login.reasons) reach))}" ]

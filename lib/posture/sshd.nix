@@ -174,6 +174,37 @@ let
     reason = "`${d.keyword}` is not allowed within a Match block (`Match ${lib.concatStringsSep " " b.criteria}` on line ${toString b.line}): sshd refuses to start";
   }) (filter (d: elem d.canonical globalOnly || elem (toLower d.keyword) globalOnly) b.directives)) blocks;
 
+  # sshd.c at startup: with AuthenticationMethods set in the global section, at least one of its
+  # lists must name only methods that are enabled there (auth2_methods_valid(list, 1)), or sshd
+  # refuses to start ("AuthenticationMethods cannot be satisfied by enabled authentication
+  # methods"); an unknown method is refused when the file is read. Lists in Match blocks are
+  # checked only when a connection matches (judged per connection, loginOf).
+  globalValue = kw:
+    let d = lib.findFirst (d: d.canonical == kw) null global; in
+    if d == null then { value = defaults.${kw}; } else d // { value = normalise kw d.value; };
+  methodSwitch = {
+    publickey = "pubkeyauthentication";
+    password = "passwordauthentication";
+    keyboard-interactive = "kbdinteractiveauthentication";
+    hostbased = "hostbasedauthentication";
+    gssapi-with-mic = "gssapiauthentication";
+  };
+  unsatisfiable =
+    let
+      am = globalValue "authenticationmethods";
+      lists = map (splitString ",") (words am.value);
+      base = m: head (splitString ":" m);
+      unknown = filter (m: !(methodSwitch ? ${base m})) (concatMap (x: x) lists);
+      enabled = m: (globalValue methodSwitch.${base m}).value == "yes";
+      disabled = unique (filter (m: !enabled m) (concatMap (x: x) lists));
+    in
+    if am.value == "any" || !(am ? line) then [ ]
+    else if unknown != [ ] then [ (am // { reason = "AuthenticationMethods names ${lib.concatStringsSep ", " unknown}, which sshd does not know: sshd refuses to start"; fix = "use only publickey, password, keyboard-interactive, hostbased or gssapi-with-mic in ${am.origin.option or "services.openssh.settings.AuthenticationMethods"}"; }) ]
+    else optional (!(any (all enabled) lists)) (am // {
+      reason = "AuthenticationMethods ${am.value}: every list needs a method this sshd_config disables (${lib.concatMapStringsSep ", " (m: "${m}: ${methodSwitch.${base m}} ${(globalValue methodSwitch.${base m}).value}") disabled}), so sshd refuses to start (\"AuthenticationMethods cannot be satisfied by enabled authentication methods\"): nobody can log in over SSH";
+      fix = "give AuthenticationMethods a list of enabled methods (\"publickey\" with paranoid.ssh), or remove your definition of ${am.origin.option or "services.openssh.settings.AuthenticationMethods"}";
+    });
+
   # ---- Match evaluation ------------------------------------------------------------------------
 
   # Criteria → list of { name; arg; } (both `User x` and `User=x` forms).
@@ -401,12 +432,13 @@ else
 {
   judged = unjudged == [ ];
   inherit unjudged;
-  errors = notInMatch;
+  errors = map (e: e // { fix = "move it out of the Match block (before the first Match line of services.openssh.extraConfig), or into services.openssh.settings"; }) notInMatch
+    ++ map (e: { inherit (e) line text origin reason fix; }) unsatisfiable;
   notModelled = unknownCriteria;
   # The lines a finding can point at: every value a connection gets, Match lines, Includes.
   lines = let
     used = unique (concatMap (p: concatMap (v: if v ? lines then v.lines else optional (v.line != null) v.line) (attrValues p.values)) profiles
-      ++ map (b: b.line) blocks ++ map (d: d.line) includes ++ map (e: e.line) notInMatch
+      ++ map (b: b.line) blocks ++ map (d: d.line) includes ++ map (e: e.line) (notInMatch ++ unsatisfiable)
       ++ concatMap (l: optional (l.line != null) l.line) listeners
       ++ map (d: d.line) (filter (d: d.canonical == "subsystem") global));
   in map (d: { inherit (d) line keyword canonical value origin; }) (filter (d: elem d.line used) directives);

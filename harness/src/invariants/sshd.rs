@@ -265,11 +265,26 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
         ));
     }
     for f in &s.errors {
-        out.push(v(
-            "ssh.config-valid",
-            format!("line {} of sshd_config, `{}` ({}): {}", f.line.unwrap_or(0), f.text.trim(), f.origin.describe(), f.reason),
-            format!("move it out of the Match block (before the first Match line of services.openssh.extraConfig), or into services.openssh.settings"),
-        ));
+        // A refused AuthenticationMethods goes back to paranoid's "publickey" (or, without
+        // paranoid.ssh, to sshd's default). Where a keyword sits in a Match block, its owner
+        // decides where it belongs: no mechanical fix.
+        let apply = f
+            .line
+            .and_then(|n| s.line(n))
+            .filter(|l| l.canonical == "authenticationmethods")
+            .map(|l| {
+                let hardened = p.get("ssh.enable").and_then(Value::as_bool) == Some(true);
+                fix_for(&l.origin, &l.keyword, &l.value, proj, hardened.then(|| json!("publickey"))).1
+            })
+            .unwrap_or_default();
+        out.push(
+            v(
+                "ssh.config-valid",
+                format!("line {} of sshd_config, `{}` ({}): {}", f.line.unwrap_or(0), f.text.trim(), f.origin.describe(), f.reason),
+                f.fix.clone().unwrap_or_else(|| "make sshd -t accept the file: change or remove that line".into()),
+            )
+            .applying(apply),
+        );
     }
     for (id, kw, want, sk) in KEYS {
         out.extend(key(id, s, p, proj, kw, want, sk, |_| true));
