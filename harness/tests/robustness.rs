@@ -52,6 +52,10 @@ impl Running {
                 break st;
             }
             if started.elapsed() > limit {
+                // Leave the machine as found, failing or not: its processes, deepest first.
+                for p in descendants(self.child.id()).into_iter().rev() {
+                    kill_quietly(p);
+                }
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 panic!("still running after {limit:?}");
@@ -106,6 +110,12 @@ fn alive(s: &Seen) -> bool {
 fn send(pid: u32, sig: libc::c_int) {
     // SAFETY: kill(2) on the PID of the child this test started.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
+}
+
+/// SIGKILL to a process this test started (or one of its children), gone or not.
+fn kill_quietly(pid: u32) {
+    // SAFETY: kill(2) with a positive PID below the test's own child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
 }
 
 /// Waits until `ready` holds for the child's process tree, and returns that tree.
@@ -268,7 +278,11 @@ fn a_command_stuck_on_a_full_pipe_is_stopped_by_the_watchdog() {
             break st;
         }
         if t.elapsed() > Duration::from_secs(20) {
+            for p in descendants(child.id()).into_iter().rev() {
+                kill_quietly(p);
+            }
             let _ = child.kill();
+            let _ = child.wait();
             panic!("not stopped");
         }
         std::thread::sleep(Duration::from_millis(5));
