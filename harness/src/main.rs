@@ -378,6 +378,9 @@ fn main() -> ExitCode {
     };
     let command = cli.command.name();
     let json = cli.command.json();
+    // The VM tier's logs outlive the run, in the system temp directory; everything else that
+    // is scratch lives in the run's own directory (made TMPDIR before any thread starts).
+    let _scratch = (!matches!(cli.command, Command::Vm(_))).then(Scratch::create);
     // Every command stops on Ctrl-C within two seconds (crate::interrupt); the VM runner's own
     // handler stands down and takes its flag from ours.
     paranoid_vm::signal::handled_elsewhere();
@@ -389,9 +392,6 @@ fn main() -> ExitCode {
             command,
         )));
     }
-    // The VM tier's logs outlive the run, in the system temp directory; everything else that
-    // is scratch lives in the run's own directory.
-    let _scratch = (!matches!(cli.command, Command::Vm(_))).then(Scratch::create);
     let mut result = run(cli);
     interrupt::park_if_stopping();
     interrupt::set_last_words(None);

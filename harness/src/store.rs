@@ -132,14 +132,22 @@ pub fn prepare(flake: &Path) -> Result<()> {
     })?;
     let seeded = seed_inputs(dir, flake);
     if fresh || !seeded.is_empty() {
+        let why = if std::env::var_os(STORE_ENV).is_some_and(|v| !v.is_empty()) {
+            format!("{STORE_ENV} is set")
+        } else {
+            "not root and no nix-daemon".to_string()
+        };
         eprintln!(
-            "paranoid-harness: not root and no nix-daemon, so Nix evaluates in a private store at {}{} \
+            "paranoid-harness: {why}, so Nix evaluates in a private store at {}{} \
              (run as root or with a nix-daemon to use /nix/store; {STORE_ENV}=DIR moves it)",
             dir.display(),
             if seeded.is_empty() {
                 String::new()
             } else {
-                format!(", with the pinned inputs {} copied from /nix/store", seeded.join(", "))
+                format!(
+                    ", with the pinned inputs {} copied from /nix/store",
+                    seeded.join(", ")
+                )
             }
         );
     }
