@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::nix::{Backend, EvalOptions, Flake};
+use crate::nix::{Backend, EvalOptions, Flake, PoolBound, NIX_PER_CORE, NIX_PROCESS_MEMORY};
 
 /// How long reading `lib.catalogue` may take.
 pub const CATALOGUE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -20,10 +20,18 @@ pub enum Format {
     Json,
 }
 
-/// The paranoid flake: `arg` (`--flake DIR`), else `$PARANOID_FLAKE`, else the nearest directory
-/// above the current one with both `flake.nix` and `lib/harness.nix`.
+/// The environment variable naming the paranoid checkout when `--paranoid` is not given.
+pub const PARANOID_ENV: &str = "PARANOID_FLAKE";
+
+/// The paranoid checkout, the same way for every command: `arg` (`--paranoid DIR`), else
+/// `$PARANOID_FLAKE`, else the nearest directory above the current one with both `flake.nix`
+/// and `lib/harness.nix`.
 pub fn find_flake(arg: Option<PathBuf>) -> Result<Flake> {
-    if let Some(dir) = arg.or_else(|| std::env::var_os("PARANOID_FLAKE").map(PathBuf::from)) {
+    if let Some(dir) = arg.or_else(|| {
+        std::env::var_os(PARANOID_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    }) {
         return Flake::open(&dir);
     }
     let cwd =
@@ -33,7 +41,22 @@ pub fn find_flake(arg: Option<PathBuf>) -> Result<Flake> {
             return Flake::open(dir);
         }
     }
-    Err(Error::Usage("no paranoid flake found above the current directory: pass --flake DIR (or set PARANOID_FLAKE)".into()))
+    Err(Error::Usage(format!(
+        "no paranoid checkout found above {}: pass --paranoid DIR (or set {PARANOID_ENV}=DIR) with the directory that holds paranoid's flake.nix",
+        cwd.display()
+    )))
+}
+
+/// `--paranoid DIR`, or the old spelling `--flake DIR` of the commands where `--flake` named the
+/// checkout (with a deprecation note: `check --flake` names the host's flake).
+pub fn paranoid_dir(paranoid: Option<PathBuf>, old_flake: Option<PathBuf>) -> Option<PathBuf> {
+    match old_flake {
+        Some(dir) => {
+            eprintln!("paranoid-harness: --flake DIR is deprecated for the paranoid checkout: use --paranoid DIR (or {PARANOID_ENV}=DIR); `check --flake` names the host's flake");
+            Some(dir)
+        }
+        None => paranoid,
+    }
 }
 
 /// A byte count as `--max-memory` takes it: digits with an optional K, M or G suffix.
@@ -67,8 +90,19 @@ pub struct PoolOptions {
 }
 
 impl PoolOptions {
-    /// Checks the options against each other and builds the runner's [`EvalOptions`].
+    /// Checks the options against each other and builds the runner's [`EvalOptions`], with
+    /// `--jobs` lowered to what the machine takes (said on stderr).
     pub fn eval_options(&self, backend: Backend) -> Result<EvalOptions> {
+        let bound = PoolBound::of_machine(NIX_PER_CORE, NIX_PROCESS_MEMORY);
+        let opts = self.eval_options_within(backend, &bound)?;
+        if let (_, Some(note)) = bound.apply(self.jobs, "nix processes") {
+            eprintln!("paranoid-harness: {note}");
+        }
+        Ok(opts)
+    }
+
+    /// [`Self::eval_options`] for a given bound (no output).
+    pub fn eval_options_within(&self, backend: Backend, bound: &PoolBound) -> Result<EvalOptions> {
         if self.jobs == 0 {
             return Err(Error::Usage(
                 "--jobs 0: at least one nix process must run (use --jobs 1 or more)".into(),
@@ -79,18 +113,18 @@ impl PoolOptions {
                 "--timeout 0: give nix at least a second".into(),
             ));
         }
+        let (jobs, _) = bound.apply(self.jobs, "nix processes");
         if let Some(m) = self.max_memory {
-            let share = m / self.jobs as u64;
+            let share = m / jobs as u64;
             if share < 64 << 20 {
                 return Err(Error::Usage(format!(
-                    "--max-memory {m} leaves {} MiB per nix process with --jobs {}; one process needs at least 64 MiB (lower --jobs or raise --max-memory)",
+                    "--max-memory {m} leaves {} MiB per nix process with --jobs {jobs}; one process needs at least 64 MiB (lower --jobs or raise --max-memory)",
                     share >> 20,
-                    self.jobs
                 )));
             }
         }
         Ok(EvalOptions {
-            jobs: self.jobs,
+            jobs,
             batch_size: self.batch_size,
             timeout: Duration::from_secs(self.timeout),
             max_memory: self.max_memory,
@@ -139,8 +173,17 @@ mod tests {
             max_memory: Some(1 << 30),
             timeout: 300,
         };
-        let e = ok.eval_options(Backend::Surface).unwrap();
+        let roomy = PoolBound::new(8, Some(64 << 30), NIX_PER_CORE, NIX_PROCESS_MEMORY);
+        let e = ok.eval_options_within(Backend::Surface, &roomy).unwrap();
         assert_eq!((e.jobs, e.max_memory), (2, Some(1 << 30)));
+        let capped = PoolOptions {
+            jobs: 100_000,
+            max_memory: None,
+            ..ok.clone()
+        }
+        .eval_options_within(Backend::Surface, &roomy)
+        .unwrap();
+        assert_eq!(capped.jobs, 16, "8 cores, 2 nix processes each");
         assert_eq!(e.timeout, Duration::from_secs(300));
         for (bad, says) in [
             (
@@ -165,7 +208,9 @@ mod tests {
                 "50 MiB per nix process",
             ),
         ] {
-            let err = bad.eval_options(Backend::Surface).unwrap_err();
+            let err = bad
+                .eval_options_within(Backend::Surface, &roomy)
+                .unwrap_err();
             assert_eq!(err.exit_code(), crate::error::exit::USAGE);
             assert!(err.to_string().contains(says), "{err}");
         }

@@ -34,6 +34,42 @@ pub enum Error {
 }
 
 impl Error {
+    /// The stable name of the error's kind, as the JSON error object carries it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Usage(_) => "usage",
+            Error::MissingTool { .. } => "missing-tool",
+            Error::InputsUnresolvable(_) => "inputs-unresolvable",
+            Error::NixEval { .. } => "nix-eval",
+            Error::Environment(_) => "environment",
+            Error::Interrupted(_) => "interrupted",
+            Error::Other(_) => "other",
+        }
+    }
+
+    /// The JSON error object every `--format json` command prints on stdout when it fails
+    /// (docs/harness.md, "Errors as JSON"): the same message as on stderr, plus what a script
+    /// needs to branch on.
+    pub fn to_json(&self, command: &str) -> serde_json::Value {
+        let (context, tool) = match self {
+            Error::NixEval { context, .. } => (Some(context.as_str()), None),
+            Error::MissingTool { tool, .. } => (None, Some(tool.as_str())),
+            _ => (None, None),
+        };
+        serde_json::json!({
+            "schema": 1,
+            "ok": false,
+            "command": command,
+            "error": {
+                "kind": self.kind(),
+                "exit_code": self.exit_code(),
+                "message": self.to_string(),
+                "context": context,
+                "tool": tool,
+            }
+        })
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => exit::USAGE,
@@ -66,3 +102,52 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_error_object_has_the_documented_shape() {
+        let e = Error::NixEval {
+            context: "host x".into(),
+            message: "error: boom".into(),
+        };
+        let v = e.to_json("eval");
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["command"], "eval");
+        assert_eq!(v["error"]["kind"], "nix-eval");
+        assert_eq!(v["error"]["exit_code"], 5);
+        assert_eq!(v["error"]["context"], "host x");
+        assert!(v["error"]["tool"].is_null());
+        assert_eq!(
+            v["error"]["message"],
+            "Nix could not evaluate host x:\nerror: boom"
+        );
+        let v = Error::MissingTool {
+            tool: "nix".into(),
+            hint: "install it".into(),
+        }
+        .to_json("knobs");
+        assert_eq!(
+            (v["error"]["kind"].as_str(), v["error"]["tool"].as_str()),
+            (Some("missing-tool"), Some("nix"))
+        );
+        for (e, kind, code) in [
+            (Error::Usage("u".into()), "usage", 2),
+            (
+                Error::InputsUnresolvable("i".into()),
+                "inputs-unresolvable",
+                4,
+            ),
+            (Error::Environment("e".into()), "environment", 7),
+            (Error::Interrupted("i".into()), "interrupted", 130),
+            (Error::Other("o".into()), "other", 1),
+        ] {
+            let v = e.to_json("x");
+            assert_eq!(v["error"]["kind"], kind);
+            assert_eq!(v["error"]["exit_code"], code);
+        }
+    }
+}

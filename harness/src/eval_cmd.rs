@@ -43,7 +43,12 @@ pub fn evaluate(flake: &Flake, target: &EvalTarget, timeout: Duration) -> Result
     };
     match outcome {
         Outcome::Projection(p) => Ok(p),
-        Outcome::Failed { message } => Err(Error::NixEval { context, message }),
+        Outcome::Failed { message } => {
+            if let EvalTarget::Host(h) = target {
+                unknown_host(flake, h, timeout)?;
+            }
+            Err(Error::NixEval { context, message })
+        }
     }
 }
 
@@ -122,6 +127,30 @@ impl Drop for ModulesPathVar {
             None => std::env::remove_var(MODULES_PATH_VAR),
         }
     }
+}
+
+/// The reference hosts of the flake (`lib.hosts`).
+pub fn reference_hosts(flake: &Flake, timeout: Duration) -> Result<Vec<String>> {
+    let v = nix::eval_attr_applied(flake, "lib.hosts", Some("builtins.attrNames"), timeout)?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect())
+}
+
+/// A usage error (exit 2) naming the known hosts when `host` is not one of them; asked of the
+/// flake only after an evaluation failed, so a good host costs nothing.
+pub fn unknown_host(flake: &Flake, host: &str, timeout: Duration) -> Result<()> {
+    let known = reference_hosts(flake, timeout)?;
+    if known.iter().any(|k| k == host) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "--host {host}: no such reference host; known: {} (or pass your own configuration with --module FILE)",
+        known.join(", ")
+    )))
 }
 
 /// 6 when NixOS assertions failed, the main entry's or another boot entry's (a real build

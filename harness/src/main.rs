@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use paranoid_harness::cli_support::{parse_bytes, Format, PoolOptions};
+use paranoid_harness::cli_support::{paranoid_dir, parse_bytes, Format, PoolOptions};
 use paranoid_harness::commands;
-use paranoid_harness::error::{exit, Result};
+use paranoid_harness::error::{exit, Error, Result};
+use paranoid_harness::interrupt;
 use paranoid_harness::nix::Backend;
 use paranoid_harness::plan::PlanSpec;
 use paranoid_harness::{sandbox_cmd, vm_cmd};
@@ -31,10 +32,19 @@ enum BackendArg {
 
 #[derive(clap::Args)]
 struct FlakeArg {
-    /// The paranoid flake (a directory with flake.nix); default: the nearest one above the
-    /// current directory, or $PARANOID_FLAKE.
+    /// The paranoid checkout (the directory with paranoid's flake.nix) [default:
+    /// $PARANOID_FLAKE, else the nearest checkout above the current directory].
     #[arg(long, value_name = "DIR")]
+    paranoid: Option<PathBuf>,
+    /// Deprecated spelling of --paranoid.
+    #[arg(long, value_name = "DIR", hide = true, conflicts_with = "paranoid")]
     flake: Option<PathBuf>,
+}
+
+impl FlakeArg {
+    fn dir(self) -> Option<PathBuf> {
+        paranoid_dir(self.paranoid, self.flake)
+    }
 }
 
 #[derive(clap::Args)]
@@ -58,7 +68,7 @@ struct PoolArgs {
 struct PlanArgs {
     #[arg(long, default_value = "pairwise", value_parser = ["exhaustive", "pairwise", "one-at-a-time", "random"])]
     strategy: String,
-    /// Rows for --strategy random.
+    /// Rows for --strategy random (at least 1).
     #[arg(long)]
     samples: Option<usize>,
     #[arg(long)]
@@ -123,7 +133,8 @@ enum Command {
         /// REF#host: nixosConfigurations.<host> of a flake (needs full nixpkgs).
         #[arg(long, value_name = "REF#HOST")]
         flake: Option<String>,
-        /// The paranoid flake (default as for --flake of the other commands).
+        /// The paranoid checkout (the directory with paranoid's flake.nix) [default:
+        /// $PARANOID_FLAKE, else the nearest checkout above the current directory].
         #[arg(long, value_name = "DIR")]
         paranoid: Option<PathBuf>,
         /// Posture expected where the host leaves an area off.
@@ -191,7 +202,7 @@ impl From<BackendArg> for Backend {
 /// One library call per subcommand; each returns the exit code of its finished run.
 fn run(cli: Cli) -> Result<u8> {
     match cli.command {
-        Command::Knobs { flake, format } => commands::knobs(flake.flake, format),
+        Command::Knobs { flake, format } => commands::knobs(flake.dir(), format),
         Command::Eval {
             host,
             module,
@@ -201,7 +212,7 @@ fn run(cli: Cli) -> Result<u8> {
         } => commands::eval(commands::EvalRequest {
             host,
             module,
-            flake: flake.flake,
+            flake: flake.dir(),
             format,
             timeout,
         }),
@@ -209,7 +220,7 @@ fn run(cli: Cli) -> Result<u8> {
             plan,
             flake,
             format,
-        } => commands::plan(&plan.into(), flake.flake, format),
+        } => commands::plan(&plan.into(), flake.dir(), format),
         Command::Matrix {
             plan,
             backend,
@@ -221,7 +232,7 @@ fn run(cli: Cli) -> Result<u8> {
             plan: plan.into(),
             backend: backend.into(),
             pool: pool.into(),
-            flake: flake.flake,
+            flake: flake.dir(),
             format,
             junit,
         }),
@@ -250,7 +261,7 @@ fn run(cli: Cli) -> Result<u8> {
         } => commands::bench(commands::BenchRequest {
             plan: plan.into(),
             pool: pool.into(),
-            flake: flake.flake,
+            flake: flake.dir(),
             limit,
             repeat,
             format,
@@ -260,25 +271,142 @@ fn run(cli: Cli) -> Result<u8> {
     }
 }
 
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Knobs { .. } => "knobs",
+            Command::Eval { .. } => "eval",
+            Command::Plan { .. } => "plan",
+            Command::Matrix { .. } => "matrix",
+            Command::Check { .. } => "check",
+            Command::Bench { .. } => "bench",
+            Command::Sandbox(_) => "sandbox",
+            Command::Vm(_) => "vm",
+        }
+    }
+
+    /// Whether the command was asked for JSON on stdout (errors are then JSON objects too).
+    fn json(&self) -> bool {
+        match self {
+            Command::Knobs { format, .. }
+            | Command::Eval { format, .. }
+            | Command::Plan { format, .. }
+            | Command::Matrix { format, .. }
+            | Command::Check { format, .. }
+            | Command::Bench { format, .. } => *format == Format::Json,
+            Command::Sandbox(a) => a.format == sandbox_cmd::Format::Json,
+            Command::Vm(a) => a.format == vm_cmd::Format::Json,
+        }
+    }
+}
+
+/// `--format json` among raw arguments that did not parse, and the subcommand named, so even a
+/// usage error is a JSON object when JSON was asked for.
+fn json_in_raw_args(args: &[String]) -> Option<&'static str> {
+    const NAMES: [&str; 8] = [
+        "knobs", "eval", "plan", "matrix", "check", "bench", "sandbox", "vm",
+    ];
+    let json = args
+        .windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "json")
+        || args.iter().any(|a| a == "--format=json");
+    json.then(|| {
+        args.iter()
+            .skip(1)
+            .find_map(|a| NAMES.iter().find(|n| **n == a.as_str()).copied())
+            .unwrap_or("")
+    })
+}
+
+fn print_stdout(s: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes()).and_then(|_| out.flush());
+}
+
+fn json_error(e: &Error, command: &str) -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&e.to_json(command)).unwrap_or_default()
+    )
+}
+
+/// A private temporary directory for the run, made the process's `TMPDIR`: every scratch file
+/// of the harness and of its `nix` children lands there, and it is removed on every way out
+/// (including a forced stop after Ctrl-C).
+struct Scratch(Option<tempfile::TempDir>);
+
+impl Scratch {
+    fn create() -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix("paranoid-harness-run-")
+            .tempdir()
+            .ok();
+        if let Some(d) = &dir {
+            // Still single-threaded here: nothing else reads the environment concurrently.
+            std::env::set_var("TMPDIR", d.path());
+            interrupt::set_scratch_dir(Some(d.path().to_path_buf()));
+        }
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        interrupt::set_scratch_dir(None);
+        if let Some(d) = self.0.take() {
+            let _ = d.close();
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().collect();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
+            if !e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::from(exit::OK);
+            }
+            if let Some(command) = json_in_raw_args(&raw) {
+                print_stdout(&json_error(&Error::Usage(e.render().to_string()), command));
+            }
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            return ExitCode::from(exit::USAGE);
         }
     };
-    // The sandbox and VM tiers install their own Ctrl-C handling.
-    if !matches!(cli.command, Command::Sandbox(_) | Command::Vm(_)) {
-        paranoid_harness::nix::install_interrupt_handler();
+    let command = cli.command.name();
+    let json = cli.command.json();
+    // The VM tier's logs outlive the run, in the system temp directory; everything else that
+    // is scratch lives in the run's own directory (made TMPDIR before any thread starts).
+    let _scratch = (!matches!(cli.command, Command::Vm(_))).then(Scratch::create);
+    // Every command stops on Ctrl-C within two seconds (crate::interrupt); the VM runner's own
+    // handler stands down and takes its flag from ours.
+    paranoid_vm::signal::handled_elsewhere();
+    interrupt::on_interrupt(paranoid_vm::signal::raise);
+    interrupt::install();
+    if json {
+        interrupt::set_last_words(Some(json_error(
+            &Error::Interrupted("interrupted".into()),
+            command,
+        )));
     }
-    match run(cli) {
+    let mut result = run(cli);
+    interrupt::park_if_stopping();
+    interrupt::set_last_words(None);
+    // Whatever failed after a signal failed because of it (a killed child, a cut evaluation).
+    if let Err(e) = &result {
+        if interrupt::interrupted() && !matches!(e, Error::Interrupted(_)) {
+            result = Err(Error::Interrupted(format!("interrupted ({e})")));
+        }
+    }
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            if json {
+                print_stdout(&json_error(&e, command));
+            }
             eprintln!("paranoid-harness: {e}");
             ExitCode::from(e.exit_code())
         }

@@ -215,7 +215,8 @@ pub fn run(
     let started = Instant::now();
     let stats_before = nix::Stats::now();
     let rows = plan::plan(cat, &opts.strategy, &opts.pins)?;
-    progress(ProgressEvent::Planned(rows.len() + 1));
+    // The total is the rows the report will have (the baseline is not a row).
+    progress(ProgressEvent::Planned(rows.len()));
     let is_reference = |r: &Row| {
         matches!(
             r.kind,
@@ -233,7 +234,11 @@ pub fn run(
         ..Default::default()
     }];
     items.extend(reference_rows.iter().map(|r| item_of(r)));
-    let tick = |_: &str, _: &Outcome| progress(ProgressEvent::Done);
+    let tick = |id: &str, _: &Outcome| {
+        if id != BASELINE_ID {
+            progress(ProgressEvent::Done)
+        }
+    };
     let phase1 = nix::evaluate(flake, items, &opts.eval, &tick)?;
     let outcomes: BTreeMap<String, Outcome> = phase1.into_iter().collect();
     let mut results: Vec<RowResult> = vec![];

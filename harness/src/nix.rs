@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -48,10 +48,10 @@ impl Flake {
     pub fn open(dir: &Path) -> Result<Flake> {
         let root = dir
             .canonicalize()
-            .map_err(|e| Error::Usage(format!("flake directory {}: {e}", dir.display())))?;
+            .map_err(|e| Error::Usage(format!("paranoid checkout {}: {e}", dir.display())))?;
         if !root.join("flake.nix").is_file() {
             return Err(Error::Usage(format!(
-                "{} has no flake.nix: point --flake at the root of a paranoid checkout (or a flake that exports lib.harness)",
+                "{} has no flake.nix: point --paranoid (or PARANOID_FLAKE) at the root of a paranoid checkout (or a flake that exports lib.harness)",
                 root.display()
             )));
         }
@@ -172,10 +172,107 @@ impl EvalOptions {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Interruption: Ctrl-C kills the children this process started (by PID) and lets the caller
-// report what finished.
+// The pool's bound: more `nix` processes than the machine can run only thrash it.
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Resident memory one `nix` process is budgeted for when `--max-memory` does not set its
+/// share: an uncapped 100-item batch sits at ~450 MiB (measured).
+pub const NIX_PROCESS_MEMORY: u64 = 512 << 20;
+/// `nix` processes per core: evaluation is CPU-bound, and two per core cover start-up and I/O.
+pub const NIX_PER_CORE: usize = 2;
+
+/// How many concurrent jobs this machine takes, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolBound {
+    pub max: usize,
+    pub cores: usize,
+    pub per_core: usize,
+    /// Memory available to this process (MemAvailable, lowered by a cgroup limit), if known.
+    pub memory: Option<u64>,
+    pub per_job: u64,
+}
+
+impl PoolBound {
+    /// `per_core` jobs per core, and as many jobs of `per_job` bytes as the available memory holds.
+    pub fn of_machine(per_core: usize, per_job: u64) -> PoolBound {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        PoolBound::new(cores, available_memory(), per_core, per_job)
+    }
+
+    pub fn new(cores: usize, memory: Option<u64>, per_core: usize, per_job: u64) -> PoolBound {
+        let by_cores = cores.max(1).saturating_mul(per_core.max(1));
+        let by_memory = memory
+            .map(|m| (m / per_job.max(1)) as usize)
+            .unwrap_or(usize::MAX);
+        PoolBound {
+            max: by_cores.min(by_memory).max(1),
+            cores,
+            per_core,
+            memory,
+            per_job,
+        }
+    }
+
+    /// `requested` within the bound, and the note to print when it was lowered.
+    pub fn apply(&self, requested: usize, what: &str) -> (usize, Option<String>) {
+        if requested <= self.max {
+            return (requested, None);
+        }
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let memory = match self.memory {
+            Some(m) => format!(
+                "{:.1} GiB of memory available (room for {} {what} of ~{} MiB)",
+                gib(m),
+                m / self.per_job.max(1),
+                self.per_job >> 20
+            ),
+            None => "unknown available memory".into(),
+        };
+        (
+            self.max,
+            Some(format!(
+                "--jobs {requested} capped to {}: this machine has {} cores (at most {} {what} per core) and {memory}",
+                self.max, self.cores, self.per_core
+            )),
+        )
+    }
+}
+
+/// MemAvailable from /proc/meminfo, lowered to what this process's cgroup (v2) may still use.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let mut avail = kb * 1024;
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string()))
+        });
+    if let Some(path) = cgroup {
+        let dir = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
+        if let (Some(max), Some(current)) = (read("memory.max"), read("memory.current")) {
+            avail = avail.min(max.saturating_sub(current));
+        }
+    }
+    Some(avail)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interruption: Ctrl-C kills the children this process started (by PID) and lets the caller
+// report what finished (the handler and its watchdog are in `crate::interrupt`).
 
 // Counters for reports (what the runner had to do), process-wide.
 static PROCESSES: AtomicUsize = AtomicUsize::new(0);
@@ -228,25 +325,25 @@ fn children() -> &'static Mutex<Vec<Arc<duct::Handle>>> {
 
 /// True once Ctrl-C (SIGINT/SIGTERM) was received.
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+    crate::interrupt::interrupted()
 }
 
 /// Marks the run interrupted and kills every running `nix` child. Called by the signal handler.
 pub fn interrupt() {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-    if let Ok(list) = children().lock() {
-        for h in list.iter() {
-            let _ = h.kill();
-        }
+    crate::interrupt::interrupt();
+}
+
+/// Kills every running `nix` child of this process (by PID).
+pub fn kill_children() {
+    let list = children().lock().unwrap_or_else(|e| e.into_inner());
+    for h in list.iter() {
+        let _ = h.kill();
     }
 }
 
-/// Installs the Ctrl-C handler (once per process).
+/// Installs the Ctrl-C handler (once per process; see [`crate::interrupt`]).
 pub fn install_interrupt_handler() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let _ = ctrlc::set_handler(interrupt);
-    });
+    crate::interrupt::install();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,12 +459,20 @@ pub fn fail_fast_args() -> Vec<String> {
     .collect()
 }
 
-/// The common arguments of every `nix` call.
+/// The common arguments of every `nix` call: the experimental features, and the store when
+/// this user evaluates in a private one ([`crate::store`]).
 pub fn base_args() -> Vec<String> {
-    vec![
+    base_args_for(crate::store::store())
+}
+
+/// [`base_args`] for a given store.
+pub fn base_args_for(store: &crate::store::Store) -> Vec<String> {
+    let mut args = vec![
         "--extra-experimental-features".into(),
         "nix-command flakes".into(),
-    ]
+    ];
+    args.extend(crate::store::args(store));
+    args
 }
 
 /// Runs `nix args...` with a wall-clock limit and an optional resident-memory cap, polling it
@@ -482,8 +587,26 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Whether a failed run says something about the whole run (inputs, the store), not one item.
+fn run_level_failure(run: &NixRun) -> bool {
+    run.fetch_failed() || crate::store::denied(&run.stderr)
+}
+
 /// Turns a failed run that was not about one item into the run-level error it means.
 fn classify_run_failure(run: &NixRun, backend: Backend, context: &str) -> Error {
+    if crate::store::denied(&run.stderr) {
+        let first = run
+            .stderr
+            .lines()
+            .find(|l| l.trim_start().starts_with("error:"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        return Error::Environment(format!(
+            "Nix may not use its store here, so it cannot evaluate {context} ({first}). {}",
+            crate::store::WHAT_IS_NEEDED
+        ));
+    }
     if run.fetch_failed() {
         let first = run
             .stderr
@@ -499,7 +622,14 @@ fn classify_run_failure(run: &NixRun, backend: Backend, context: &str) -> Error 
             Backend::Surface => Error::InputsUnresolvable(format!(
                 "the flake's pinned inputs cannot be resolved while evaluating {context}: {first}\n\
                  Go online (github.com), or seed the Nix store with the locked inputs from local git copies: \
-                 `.ci/seed-inputs nixpkgs-lib=/path/to/nixpkgs.lib impermanence=/path/to/impermanence` (see the README)."
+                 `.ci/seed-inputs nixpkgs-lib=/path/to/nixpkgs.lib impermanence=/path/to/impermanence` (see the README).{}",
+                match crate::store::store() {
+                    crate::store::Store::Private(dir) => format!(
+                        " This user evaluates in the private store {}, which is seeded from /nix/store: seed /nix/store as root, and the inputs are copied from there.",
+                        dir.display()
+                    ),
+                    crate::store::Store::System => String::new(),
+                }
             )),
         };
     }
@@ -514,8 +644,22 @@ fn classify_run_failure(run: &NixRun, backend: Backend, context: &str) -> Error 
 
 /// `nix eval --json <flake>#<attr>`: a value of the flake, parsed.
 pub fn eval_attr(flake: &Flake, attr: &str, timeout: Duration) -> Result<Value> {
+    eval_attr_applied(flake, attr, None, timeout)
+}
+
+/// `nix eval --json <flake>#<attr> [--apply <function>]`, parsed.
+pub fn eval_attr_applied(
+    flake: &Flake,
+    attr: &str,
+    apply: Option<&str>,
+    timeout: Duration,
+) -> Result<Value> {
+    crate::store::prepare(&flake.root)?;
     let mut args = base_args();
     args.extend(["eval".into(), "--json".into(), flake.attr(attr)]);
+    if let Some(f) = apply {
+        args.extend(["--apply".into(), f.into()]);
+    }
     let run = run_nix(&args, timeout, None)?;
     if !run.success() {
         return Err(classify_run_failure(
@@ -553,6 +697,7 @@ pub fn run_request(
     catch: bool,
     opts: &EvalOptions,
 ) -> Result<NixRun> {
+    crate::store::prepare(&flake.root)?;
     let dir = tempfile::Builder::new()
         .prefix("paranoid-harness-")
         .tempdir()
@@ -670,7 +815,7 @@ pub fn evaluate_alone(flake: &Flake, item: &Item, opts: &EvalOptions) -> Result<
             Err(e) => return Ok(Outcome::Failed { message: e }),
         }
     }
-    if run.fetch_failed() {
+    if run_level_failure(&run) {
         return Err(classify_run_failure(&run, opts.backend, &item.id));
     }
     Ok(Outcome::Failed {
@@ -739,8 +884,25 @@ fn evaluate_inner(
     }
     let size = opts.effective_batch_size(items.len());
     let batches: Vec<Vec<Item>> = items.chunks(size).map(|c| c.to_vec()).collect();
+    // Never more threads than batches, nor than the cores can use (the command line caps
+    // --jobs with a note first; this keeps library callers from thrashing the machine too).
+    let threads = opts
+        .jobs
+        .min(batches.len())
+        .min(
+            PoolBound::new(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
+                None,
+                NIX_PER_CORE,
+                NIX_PROCESS_MEMORY,
+            )
+            .max,
+        )
+        .max(1);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs)
+        .num_threads(threads)
         .thread_name(|i| format!("nix-{i}"))
         .build()
         .map_err(|e| Error::Other(format!("thread pool: {e}")))?;
@@ -803,7 +965,7 @@ fn evaluate_batch(
             if run.ended == Ended::Interrupted {
                 return Ok(vec![]);
             }
-            if run.fetch_failed() {
+            if run_level_failure(&run) {
                 return Err(classify_run_failure(
                     &run,
                     opts.backend,
@@ -851,6 +1013,7 @@ fn first_line(s: &str) -> &str {
 /// Whether the flake's pinned nixpkgs can be had (in the store, or fetched within seconds);
 /// the nixos backend says so up front (exit 7) instead of hanging on downloads.
 pub fn probe_nixpkgs(flake: &Flake) -> Result<()> {
+    crate::store::prepare(&flake.root)?;
     let mut args = base_args();
     args.extend(["eval".into(), "--impure".into()]);
     args.extend(fail_fast_args());
@@ -927,6 +1090,28 @@ mod tests {
         )
         .unwrap();
         assert!(ok["b"].is_none());
+    }
+
+    #[test]
+    fn the_pool_is_bounded_by_cores_and_memory() {
+        let b = PoolBound::new(2, Some(20 << 30), NIX_PER_CORE, NIX_PROCESS_MEMORY);
+        assert_eq!(b.max, 4, "2 cores, 2 per core");
+        assert_eq!(b.apply(3, "nix processes"), (3, None));
+        let (jobs, note) = b.apply(100_000, "nix processes");
+        assert_eq!(jobs, 4);
+        let note = note.unwrap();
+        assert!(
+            note.contains("--jobs 100000 capped to 4")
+                && note.contains("2 cores")
+                && note.contains("20.0 GiB")
+                && note.contains("room for 40 nix processes of ~512 MiB"),
+            "{note}"
+        );
+        let tight = PoolBound::new(64, Some(1 << 30), NIX_PER_CORE, NIX_PROCESS_MEMORY);
+        assert_eq!(tight.max, 2, "memory for two processes");
+        let none = PoolBound::new(8, Some(1 << 20), NIX_PER_CORE, NIX_PROCESS_MEMORY);
+        assert_eq!(none.max, 1, "always at least one");
+        assert!(available_memory().is_some_and(|m| m > 0));
     }
 
     #[test]

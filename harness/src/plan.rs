@@ -26,6 +26,16 @@ pub enum Strategy {
 
 impl Strategy {
     pub fn parse(name: &str, samples: Option<usize>, seed: Option<u64>) -> Result<Strategy> {
+        if samples == Some(0) {
+            return Err(Error::Usage(
+                "--samples 0: a random plan needs at least one row (--samples 1 or more)".into(),
+            ));
+        }
+        if samples.is_some() && name != "random" {
+            return Err(Error::Usage(format!(
+                "--samples applies to --strategy random only, not `{name}`"
+            )));
+        }
         Ok(match name {
             "exhaustive" => Strategy::Exhaustive,
             "pairwise" => Strategy::Pairwise,

@@ -391,6 +391,11 @@ pub fn eval_human(p: &Value, cat: Option<&crate::catalogue::Catalogue>) -> Strin
     }
     let table = Table::from_projection(p);
     let _ = writeln!(o, "mounts (effective noexec/nosuid/nodev):");
+    let _ = writeln!(
+        o,
+        "  {:<22} {:<7} {:<19}  from",
+        "mount point", "type", "flags"
+    );
     for m in table
         .mounts
         .iter()
@@ -605,36 +610,104 @@ pub fn bench_human(r: &BenchResult) -> String {
     o
 }
 
+/// The time the rest takes at the mean rate so far: `elapsed / pos` per row left; unknown
+/// before the first row.
+pub fn mean_eta(elapsed: std::time::Duration, pos: u64, len: u64) -> Option<std::time::Duration> {
+    (pos > 0).then(|| elapsed.mul_f64(len.saturating_sub(pos) as f64 / pos as f64))
+}
+
 /// The matrix's progress bar on stderr, drawn only when stderr is a terminal.
-pub struct Progress(Option<indicatif::ProgressBar>);
+///
+/// Rows arrive a batch at a time, all at once; drawn one by one, the first of a batch would be
+/// shown alone after the whole start-up and any rate would say the run takes ~100 times that
+/// (indicatif's own {eta} did). So finished rows are counted as they come and the bar is moved
+/// by a ticker a few times a second, a burst at once; the ETA is the mean time per row so far
+/// ([`mean_eta`]).
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ticker: std::sync::Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+}
+
+/// How often the bar takes the rows finished since.
+const PROGRESS_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Progress {
     pub fn on_terminal() -> Progress {
         use std::io::IsTerminal as _;
-        Progress(std::io::stderr().is_terminal().then(|| {
+        let bar = std::io::stderr().is_terminal().then(|| {
             let b = indicatif::ProgressBar::new(0);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} rows {per_sec} eta {eta}",
+                    "{bar:40} {pos}/{len} rows {rate} eta {mean_eta}",
                 )
+                .map(|s| {
+                    s.with_key(
+                        "rate",
+                        |st: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let secs = st.elapsed().as_secs_f64();
+                            let _ = if secs > 0.0 {
+                                write!(w, "{:.1}/s", st.pos() as f64 / secs)
+                            } else {
+                                write!(w, "-/s")
+                            };
+                        },
+                    )
+                    .with_key(
+                        "mean_eta",
+                        |st: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = match mean_eta(st.elapsed(), st.pos(), st.len().unwrap_or(0)) {
+                                Some(d) => write!(w, "{}s", d.as_secs_f64().ceil() as u64),
+                                None => write!(w, "-"),
+                            };
+                        },
+                    )
+                })
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             b
-        }))
+        });
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let ticker = bar.clone().map(|b| {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let done = done.clone();
+            let h = std::thread::spawn(move || loop {
+                let stop = rx.recv_timeout(PROGRESS_TICK);
+                b.set_position(done.load(std::sync::atomic::Ordering::SeqCst));
+                if !matches!(stop, Err(std::sync::mpsc::RecvTimeoutError::Timeout)) {
+                    break;
+                }
+            });
+            (tx, h)
+        });
+        Progress {
+            bar,
+            done,
+            ticker: std::sync::Mutex::new(ticker),
+        }
     }
 
     pub fn event(&self, e: ProgressEvent) {
-        if let Some(b) = &self.0 {
+        if let Some(b) = &self.bar {
             match e {
-                ProgressEvent::Planned(n) => b.set_length(n as u64),
-                ProgressEvent::Done => b.inc(1),
+                ProgressEvent::Planned(n) => {
+                    b.set_length(n as u64);
+                    b.reset_elapsed();
+                }
+                ProgressEvent::Done => {
+                    self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
             }
         }
     }
 
     /// Clears the bar before the report is printed.
     pub fn finish(&self) {
-        if let Some(b) = &self.0 {
+        if let Some((tx, h)) = self.ticker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(());
+            let _ = h.join();
+        }
+        if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
     }

@@ -49,9 +49,12 @@ pub struct SandboxArgs {
     /// Pin a knob in every matrix row (knob=value, value as JSON or a bare string). Repeatable.
     #[arg(long = "set", value_name = "KNOB=VALUE")]
     pub set: Vec<String>,
-    /// The paranoid flake (a directory with flake.nix); default $PARANOID_FLAKE, or the nearest
-    /// flake.nix above the current directory.
+    /// The paranoid checkout (the directory with paranoid's flake.nix) [default:
+    /// $PARANOID_FLAKE, else the nearest checkout above the current directory].
     #[arg(long, value_name = "DIR")]
+    pub paranoid: Option<PathBuf>,
+    /// Deprecated spelling of --paranoid.
+    #[arg(long, value_name = "DIR", hide = true, conflicts_with = "paranoid")]
     pub flake: Option<PathBuf>,
     /// Checks running at the same time (they mostly wait on daemons and timeouts).
     #[arg(long, value_name = "N")]
@@ -85,6 +88,14 @@ pub struct SandboxArgs {
     #[arg(long, short)]
     pub verbose: bool,
 }
+
+/// Jobs per core and memory per job the sandbox's pool is bounded by.
+const SANDBOX_JOBS_PER_CORE: usize = 4;
+const SANDBOX_JOB_MEMORY: u64 = 256 << 20;
+
+/// What a user who is not root is told (the tier's exit code is then 7).
+pub const NEEDS_ROOT: &str = "the sandbox tier needs root (it creates users, network namespaces and mounts, and starts sshd and nix-daemon): \
+     run it as root, e.g. `sudo paranoid-harness sandbox ...`; without root only the checks that need none (units) run and the others are skipped";
 
 fn state_dir(args: &SandboxArgs) -> PathBuf {
     args.state_dir
@@ -121,6 +132,11 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
     if args.jobs == Some(0) {
         return Err(Error::Usage("--jobs must be at least 1".into()));
     }
+    if args.samples == Some(0) {
+        return Err(Error::Usage(
+            "--samples 0: a random plan needs at least one row (--samples 1 or more)".into(),
+        ));
+    }
     let matrix = args.strategy.is_some()
         || args.samples.is_some()
         || args.seed.is_some()
@@ -131,6 +147,9 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
         ));
     }
     nix::install_interrupt_handler();
+    if !paranoid_sandbox::sys::is_root() {
+        eprintln!("paranoid-harness sandbox: not root: {NEEDS_ROOT}");
+    }
     let started = Instant::now();
     let mut perms = vec![];
     for f in &args.projection {
@@ -139,7 +158,10 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
     let mut unevaluated: Vec<(String, String, String)> = vec![];
     let needs_nix = !args.host.is_empty() || !args.module.is_empty() || matrix;
     if needs_nix {
-        let flake = Flake::open(&find_flake(args.flake.as_deref())?)?;
+        let flake = crate::cli_support::find_flake(crate::cli_support::paranoid_dir(
+            args.paranoid.clone(),
+            args.flake.clone(),
+        ))?;
         let eval = EvalOptions {
             jobs: 2,
             timeout: Duration::from_secs(args.timeout),
@@ -162,10 +184,13 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
                     unevaluated.push((id, source, message))
                 }
                 Outcome::Failed { message } => {
+                    if args.host.contains(&id) {
+                        crate::eval_cmd::unknown_host(&flake, &id, eval.timeout)?;
+                    }
                     return Err(Error::NixEval {
                         context: source,
                         message,
-                    })
+                    });
                 }
             }
         }
@@ -201,6 +226,12 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
             .unwrap_or(4)
             .max(4)
     });
+    // Each job runs daemons (sshd, nix-daemon) in namespaces of its own: bounded like nix's pool.
+    let (jobs, note) = nix::PoolBound::of_machine(SANDBOX_JOBS_PER_CORE, SANDBOX_JOB_MEMORY)
+        .apply(jobs, "sandbox jobs");
+    if let Some(note) = note {
+        eprintln!("paranoid-harness: {note}");
+    }
     let opts = Options {
         jobs,
         checks,
@@ -219,8 +250,13 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
             );
         }
     };
-    let mut report = paranoid_sandbox::run(&runnable, &opts, &on_done)
-        .map_err(|e| Error::Environment(e.to_string()))?;
+    let mut report = {
+        // Ctrl-C ends the checks; their guards then remove the users, namespaces and
+        // directories, which the forced stop waits for (crate::interrupt).
+        let _hold = crate::interrupt::hold_exit();
+        paranoid_sandbox::run(&runnable, &opts, &on_done)
+            .map_err(|e| Error::Environment(e.to_string()))?
+    };
     for p in blocked {
         report.permutations.push(paranoid_sandbox::model::PermutationReport {
             id: p.id.clone(),
@@ -273,6 +309,9 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
         }
     }
     let code = exit_code(&report, args.allow_skips);
+    if code == exit::ENVIRONMENT && !paranoid_sandbox::sys::is_root() {
+        eprintln!("paranoid-harness sandbox: exit 7: checks were skipped because this is not root; {NEEDS_ROOT}");
+    }
     if code == exit::OK && !unevaluated.is_empty() {
         eprintln!(
             "paranoid-harness: {} matrix permutation(s) did not evaluate (listed above)",
@@ -344,35 +383,6 @@ fn parse_checks(args: &SandboxArgs) -> Result<Vec<CheckId>> {
     Ok(checks)
 }
 
-fn find_flake(given: Option<&Path>) -> Result<PathBuf> {
-    let dir = match given {
-        Some(d) => d.to_path_buf(),
-        None => match std::env::var_os("PARANOID_FLAKE") {
-            Some(d) => PathBuf::from(d),
-            None => {
-                let cwd = std::env::current_dir()
-                    .map_err(|e| Error::Usage(format!("no current directory: {e}")))?;
-                cwd.ancestors()
-                    .find(|d| d.join("flake.nix").is_file())
-                    .map(Path::to_path_buf)
-                    .ok_or_else(|| {
-                        Error::Usage(
-                            "no flake.nix above the current directory; pass --flake DIR".into(),
-                        )
-                    })?
-            }
-        },
-    };
-    if !dir.join("flake.nix").is_file() {
-        return Err(Error::Usage(format!(
-            "{} has no flake.nix; pass --flake with paranoid's checkout",
-            dir.display()
-        )));
-    }
-    dir.canonicalize()
-        .map_err(|e| Error::Usage(format!("{}: {e}", dir.display())))
-}
-
 /// Items for --host / --module: one per host (with the modules on top), or one for the modules.
 fn named_items(args: &SandboxArgs, sources: &mut BTreeMap<String, String>) -> Result<Vec<Item>> {
     let mut modules = vec![];
@@ -423,7 +433,13 @@ fn matrix_items(
 ) -> Result<Vec<Item>> {
     let cat = Catalogue::load(flake, eval.timeout)?;
     let strategy = Strategy::parse(
-        args.strategy.as_deref().unwrap_or("pairwise"),
+        args.strategy
+            .as_deref()
+            .unwrap_or(if args.samples.is_some() {
+                "random"
+            } else {
+                "pairwise"
+            }),
         args.samples,
         args.seed,
     )?;

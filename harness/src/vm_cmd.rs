@@ -18,9 +18,13 @@ pub enum Format {
 /// Run the flake's NixOS VM tests in parallel (needs full nixpkgs and KVM).
 #[derive(Args, Clone, Debug)]
 pub struct VmArgs {
-    /// The flake whose `checks.<system>.vm-*` to run.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub flake: String,
+    /// The paranoid checkout whose `checks.<system>.vm-*` to run [default: $PARANOID_FLAKE, else
+    /// the nearest checkout above the current directory].
+    #[arg(long, value_name = "DIR")]
+    pub paranoid: Option<PathBuf>,
+    /// Deprecated spelling of --paranoid (also takes a flake reference).
+    #[arg(long, value_name = "REF", hide = true, conflicts_with = "paranoid")]
+    pub flake: Option<String>,
     /// Run only checks whose name contains PATTERN (or matches it as a glob with * and ?).
     #[arg(long, value_name = "PATTERN")]
     pub filter: Option<String>,
@@ -49,6 +53,9 @@ pub struct VmArgs {
     #[arg(long)]
     pub list: bool,
 }
+
+/// Memory one VM build is budgeted for when bounding --jobs.
+const VM_JOB_MEMORY: u64 = 2 << 30;
 
 /// Environment variable naming the KVM device to check (default /dev/kvm).
 pub const KVM_DEVICE_ENV: &str = "PARANOID_VM_KVM_DEVICE";
@@ -89,6 +96,11 @@ pub fn run(args: VmArgs) -> Result<u8, Error> {
     if jobs == 0 {
         return Err(Error::Usage("--jobs must be at least 1".into()));
     }
+    // A NixOS VM test is a qemu with ~1 GiB of guest memory and a core of its own.
+    let (jobs, note) = crate::nix::PoolBound::of_machine(1, VM_JOB_MEMORY).apply(jobs, "VM builds");
+    if let Some(note) = note {
+        eprintln!("paranoid-harness: {note}");
+    }
     if args.timeout == 0 {
         return Err(Error::Usage("--timeout must be at least 1 second".into()));
     }
@@ -106,7 +118,21 @@ pub fn run(args: VmArgs) -> Result<u8, Error> {
         }
     }
 
-    let mut config = Config::new(args.flake.clone());
+    let flake = match args.flake.clone() {
+        // The old spelling also took flake references (`github:...`), passed on as they are.
+        Some(reference) if !std::path::Path::new(&reference).is_dir() => {
+            eprintln!("paranoid-harness: --flake is deprecated: use --paranoid DIR (or PARANOID_FLAKE=DIR)");
+            reference
+        }
+        old => crate::cli_support::find_flake(crate::cli_support::paranoid_dir(
+            args.paranoid.clone(),
+            old.map(PathBuf::from),
+        ))?
+        .root
+        .display()
+        .to_string(),
+    };
+    let mut config = Config::new(flake);
     config.system = args.system.clone();
     config.filter = args.filter.clone();
     config.jobs = jobs;

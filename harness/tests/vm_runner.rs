@@ -712,6 +712,7 @@ fn ctrl_c_stops_the_builds_it_started_and_exits_130() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(s.leftovers().len() >= 2, "the builds never started");
+    let signalled = Instant::now();
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .assert()
@@ -725,7 +726,10 @@ fn ctrl_c_stops_the_builds_it_started_and_exits_130() {
         child.kill().unwrap();
         panic!("the harness did not stop after Ctrl-C");
     }
+    // Every command of the harness stops within 2 s of a signal (docs/harness.md).
+    let took = signalled.elapsed();
     let out = child.wait_with_output().unwrap();
+    assert!(took <= Duration::from_secs(2), "stopping took {took:?}");
     assert_eq!(
         out.status.code(),
         Some(130),
