@@ -162,6 +162,8 @@ let
       rendered = {
         sshd_config = if c.services.openssh.enable then render.sshdConfig c.services.openssh else null;
         nix_conf = if c.nix.enable then render.nixConf c.nix else null;
+        # NIX_CONFIG as the daemon's environment carries it (read after nix.conf).
+        nix_config = if eff.nix == null then null else eff.nix.files.NIX_CONFIG or null;
         fstab = lib.concatMapStrings (fs: render.fstabLine fs + "\n") (lib.sort (a: b: a.mountPoint < b.mountPoint) (lib.filter (fs: fs.enable) (lib.attrValues c.fileSystems)));
         nftables = nftablesText c;
         audit_rules = if c.security.audit.enable != false then render.auditRules c.security.audit else null;

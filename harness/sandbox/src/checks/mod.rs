@@ -8,6 +8,7 @@ pub mod mounts;
 pub mod nix_daemon;
 pub mod ssh;
 pub mod sshd_config;
+pub mod sudo;
 pub mod units;
 
 use crate::context::{package_of, Ctx};
