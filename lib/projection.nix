@@ -174,6 +174,8 @@ let
       rendered = {
         sshd_config = if c.services.openssh.enable then render.sshdConfig c.services.openssh else null;
         nix_conf = if c.nix.enable then render.nixConf c.nix else null;
+        # NIX_CONFIG as the daemon's environment carries it (read after nix.conf).
+        nix_config = if eff.nix == null then null else eff.nix.files.NIX_CONFIG or null;
         # /etc/fstab as NixOS writes it (dependency order; a filesystem without a device throws).
         fstab = c.environment.etc.fstab.text;
         nftables = nftablesText c;

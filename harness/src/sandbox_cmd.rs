@@ -64,7 +64,7 @@ pub struct SandboxArgs {
     /// Exit 0 even when a check was skipped (a tool missing, not root...).
     #[arg(long)]
     pub allow_skips: bool,
-    /// Comma-separated checks to run: sshd,ssh-audit,nix-daemon,mounts,firewall,units (and auditd, execwatch).
+    /// Comma-separated checks to run: sshd,ssh-audit,nix-daemon,mounts,firewall,units,sudo (and auditd, execwatch).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub checks: Option<Vec<String>>,
     /// Also run the auditd and execwatch checks (load a uid-scoped execve rule into the kernel for a moment).

@@ -327,11 +327,16 @@ fn a_deploy_account_is_a_declared_user_with_a_key_and_a_sudo_rule() {
     assert_eq!(r["user"]["isNormalUser"], true);
     assert_eq!(r["user"]["extraGroups"], json!(["wheel"]));
     assert_eq!(strs(&r["user"]["keys"]).len(), 1);
+    // Upstream's own rules (root, and %wheel with a password) come first; management adds one
+    // rule, for the deploy account alone.
+    let rules = r["rules"].as_array().unwrap();
+    let nopasswd: Vec<&Value> = rules.iter().filter(|r| r["commands"].to_string().contains("NOPASSWD")).collect();
     assert_eq!(
-        r["rules"],
-        json!([{ "users": ["deploy"], "groups": [], "host": "ALL", "runAs": "ALL:ALL", "commands": [{ "command": "ALL", "options": ["NOPASSWD"] }] }]),
-        "one explicit rule, for the deploy account alone"
+        nopasswd,
+        vec![&json!({ "users": ["deploy"], "groups": [], "host": "ALL", "runAs": "ALL:ALL", "commands": [{ "command": "ALL", "options": ["NOPASSWD"] }] })],
+        "one rule without a password, for the deploy account alone: {rules:?}"
     );
+    assert!(rules.iter().all(|r| r["users"] == json!(["deploy"]) || r["users"] == json!(["root"]) || r["groups"] == json!(["wheel"])), "{rules:?}");
     assert!(strs(&r["trusted"]).contains(&"deployer-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_string()));
     assert_eq!(r["trustedUsers"], json!(["root"]), "the deploy account is no trusted Nix user");
 }
@@ -355,10 +360,10 @@ fn each_management_guard_names_its_fix() {
         let mine: Vec<&String> = failed.iter().filter(|m| m.contains(&format!("[paranoid:{id}]"))).collect();
         assert_eq!(mine.len(), 1, "{id}: {failed:?}");
         assert!(mine[0].contains(fix), "{id} names its fix ({fix}): {}", mine[0]);
-        // Without the deployer's key nobody at all has one, which ssh's own guard says too.
+        // The deployer's path is this host's only way in, so where it breaks the admin-path
+        // guard says so too; no other guard fires.
         assert!(
-            failed.iter().all(|m| m.contains("[paranoid:management-")
-                || (id == "management-no-key" && m.contains("[paranoid:ssh-no-admin-key]"))),
+            failed.iter().all(|m| m.contains("[paranoid:management-") || m.contains("[paranoid:admin-path]")),
             "{id}: only management's guards fire: {failed:?}"
         );
     }

@@ -125,7 +125,9 @@ fn allowed_users_star_fails_the_nix_daemon_check() {
     only_fails(
         &["--module", m.to_str().unwrap()],
         "nix-daemon",
-        &["(in no group) is refused → rc=0: Version:"],
+        &[
+            "[false] any other user (an account the configuration does not name, in no group) is refused (paranoid.nix.allowedUsers = root) → rc=0: Version:",
+        ],
     );
 }
 
@@ -143,7 +145,9 @@ fn port_22_opened_globally_fails_the_firewall_check() {
     only_fails(
         &["--module", m.to_str().unwrap(), "--ignore-assertions"],
         "firewall",
-        &["[false] tcp/22 from the public side (10.77.1.2) is dropped"],
+        &[
+            "[false] SSH port 22 does not answer on <unnamed uplink> (public) with vpn.sshOnlyOverVpn → connected",
+        ],
     );
 }
 
@@ -189,4 +193,80 @@ fn a_weak_mac_fails_the_ssh_audit_check() {
         "ssh-audit",
         &["hmac-sha1", "Failed"],
     );
+}
+
+#[test]
+fn wheel_without_a_password_fails_the_sudo_check() {
+    let d = tempfile::tempdir().unwrap();
+    let m = host_module(
+        d.path(),
+        "meeka",
+        "  security.sudo.wheelNeedsPassword = lib.mkForce false;",
+    );
+    only_fails(
+        &["--module", m.to_str().unwrap(), "--ignore-assertions"],
+        "sudo",
+        &[
+            "[true] model agrees with sudo's parser: cadey becomes root without a password through sudo",
+            "[false] wheel is asked a password (paranoid.sudo.mode = \"wheel-only\"): cadey becomes root through sudo without one",
+        ],
+    );
+}
+
+#[test]
+fn a_model_that_disagrees_with_the_programs_fails_their_checks() {
+    require_root();
+    let base = projection_of("meeka");
+    let d = tempfile::tempdir().unwrap();
+    // Each edit makes the model claim what the real program does not do.
+    let cases: Vec<(&str, &str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        (
+            "nix-daemon",
+            "[false] model agrees with Nix: allowed-users = *",
+            Box::new(|p| p["effective"]["nix"]["allowedUsers"]["value"] = serde_json::json!(["*"])),
+        ),
+        (
+            "firewall",
+            "[false] model agrees with the packet filter: SSH port 22 on <unnamed uplink> (public) answers",
+            Box::new(|p| {
+                for i in p["effective"]["firewall"]["ssh"][0]["interfaces"]
+                    .as_array_mut()
+                    .unwrap()
+                {
+                    if i["interface"] == "<unnamed uplink>" {
+                        i["reachable"] = true.into();
+                    }
+                }
+            }),
+        ),
+        (
+            "sudo",
+            "[false] model agrees with sudo's parser: cadey becomes root without a password through sudo",
+            Box::new(|p| {
+                for x in p["effective"]["sudo"]["tools"]["sudo"]["paths"]
+                    .as_array_mut()
+                    .unwrap()
+                {
+                    if x["account"] == "cadey" {
+                        x["password"] = "none".into();
+                    }
+                }
+            }),
+        ),
+    ];
+    for (check_name, needle, edit) in cases {
+        let mut p = base.clone();
+        edit(&mut p);
+        let f = d.path().join(format!("meeka-{check_name}.json"));
+        std::fs::write(&f, p.to_string()).unwrap();
+        let (code, r) =
+            sandbox_json(&["--projection", f.to_str().unwrap(), "--checks", check_name]);
+        let st = statuses(&r);
+        assert_eq!(code, 1, "{check_name}: {st:#?}");
+        let ev = evidence_text(check(&r, check_name));
+        assert!(
+            ev.contains(needle),
+            "{check_name} evidence lacks {needle:?}:\n{ev}"
+        );
+    }
 }

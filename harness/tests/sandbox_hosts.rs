@@ -30,7 +30,7 @@ fn host_passes(host: &str) -> serde_json::Value {
             "{host} {name} passed without evidence"
         );
     }
-    assert_eq!(st.len(), 6, "{st:?}");
+    assert_eq!(st.len(), 7, "{st:?}");
     assert!(leftovers(r["runId"].as_str().unwrap(), Path::new(DEFAULT_STATE_DIR)).is_empty());
     // A whole host in well under the 10 s target (measured ~2.5 s; 10 s on a loaded machine).
     assert!(
@@ -62,22 +62,37 @@ fn bastion_passes_every_check_with_evidence() {
         "{mounts}"
     );
     assert!(mounts.contains("/nix/store: execution allowed"), "{mounts}");
+    // Nix itself reads the rendered nix.conf as the model says.
+    assert!(
+        nix.contains("model agrees with Nix: trusted-users = root")
+            && nix.contains("model agrees with Nix: allowed-users = root"),
+        "{nix}"
+    );
+    // Every SSH port on every interface the configuration names, plus an unnamed uplink.
     let fw = evidence_text(check(&r, "firewall"));
     assert!(
-        fw.contains("tcp/22 from the public side (10.77.1.2) is dropped")
+        fw.contains("SSH port 22 on <unnamed uplink> (public) does not answer")
             && fw.contains("timed out"),
         "{fw}"
     );
     assert!(
-        fw.contains("tcp/22 from the VPN side") && fw.contains("via wg0"),
+        fw.contains("SSH port 22 on wg0 (the VPN) answers")
+            && fw.contains("connected, peer sent \"PZS-LISTENER 22\""),
         "{fw}"
     );
+    assert!(fw.contains("SSH port 22 on lo (loopback) answers"), "{fw}");
     assert!(
-        fw.contains("udp/51820 from the public side") && fw.contains("delivered"),
+        fw.contains("udp/51820 on <unnamed uplink> is reachable") && fw.contains("delivered"),
         "{fw}"
+    );
+    assert!(!fw.contains("not probed"), "{fw}");
+    let sudo = evidence_text(check(&r, "sudo"));
+    assert!(
+        sudo.contains("sudo, sudo-rs and doas are all disabled"),
+        "{sudo}"
     );
     // Versions of the programs that judged are part of the report.
-    for tool in ["openssh", "ssh-audit", "nix", "systemd", "nftables"] {
+    for tool in ["openssh", "ssh-audit", "nix", "systemd", "nftables", "sudo"] {
         assert!(
             r["tools"][tool].is_string(),
             "no {tool} version in {}",
@@ -93,8 +108,27 @@ fn meeka_passes_every_check_with_evidence() {
     assert!(sshd.contains("sftp works"), "{sshd}");
     let nix = evidence_text(check(&r, "nix-daemon"));
     assert!(
-        nix.contains("member of wheel") && nix.contains("is admitted"),
+        nix.contains("model agrees with Nix: allowed-users = @wheel")
+            && nix.contains("a member of @wheel (and of no other group)")
+            && nix.contains("cadey (an account of the host")
+            && nix.contains("is admitted, not trusted"),
         "{nix}"
+    );
+    // sudo's own parser: cadey (wheel) with her password, nobody else.
+    let sudo = evidence_text(check(&r, "sudo"));
+    assert!(
+        sudo.contains("visudo accepts the rendered sudoers"),
+        "{sudo}"
+    );
+    assert!(
+        sudo.contains("model agrees with sudo's parser: cadey becomes root with their own password through sudo"),
+        "{sudo}"
+    );
+    assert!(
+        sudo.contains(
+            "model agrees with sudo's parser: <any other user> cannot become root through sudo"
+        ),
+        "{sudo}"
     );
     let mounts = evidence_text(check(&r, "mounts"));
     assert!(
@@ -102,5 +136,9 @@ fn meeka_passes_every_check_with_evidence() {
         "{mounts}"
     );
     let fw = evidence_text(check(&r, "firewall"));
-    assert!(fw.contains("via tailscale0"), "{fw}");
+    assert!(
+        fw.contains("SSH port 22 on tailscale0 (the VPN) answers")
+            && fw.contains("SSH port 22 on <unnamed uplink> (public) does not answer"),
+        "{fw}"
+    );
 }

@@ -127,8 +127,9 @@ let
     let
       routes =
         if !fw.enable then [ { option = "networking.firewall.enable"; files = [ ]; text = "the firewall is off: every port is open"; } ]
-        # The NixOS firewall accepts everything arriving on the loopback.
-        else if iface == network.loopback then [ { option = "networking.firewall"; files = [ ]; text = "loopback is always accepted"; } ]
+        # The loopback is accepted because firewall.nix lists it in trustedInterfaces (a
+        # definition lib.mkForce can remove, as the sandbox's packet filter showed): it is
+        # judged like any named interface.
         else declaredRoutes port (if iface == network.uplink then null else iface) ++ freeRoutes port iface;
       listening = listeningOn port iface;
     in

@@ -37,6 +37,10 @@ pub const TOOLS: &[&str] = &[
     "auditctl",
     "ausearch",
     "auditd",
+    "visudo",
+    "cvtsudoers",
+    "doas",
+    "setpriv",
 ];
 
 /// Debian package that provides each tool (for the "not installed" hint).
@@ -51,6 +55,9 @@ pub fn package_of(tool: &str) -> &'static str {
         "mount" | "findmnt" => "mount (util-linux)",
         "systemd-analyze" => "systemd",
         "auditctl" | "ausearch" | "auditd" => "auditd",
+        "visudo" | "cvtsudoers" => "sudo",
+        "doas" => "opendoas",
+        "setpriv" => "util-linux",
         _ => "passwd",
     }
 }
@@ -105,6 +112,7 @@ impl Tools {
             ("nft", "nftables", &["--version"][..]),
             ("findmnt", "util-linux", &["--version"][..]),
             ("auditctl", "audit", &["-v"][..]),
+            ("visudo", "sudo", &["--version"][..]),
         ] {
             if let Some(p) = t.get(tool) {
                 if let Some(v) = probe(p, args).lines().next().and_then(version_in) {
@@ -186,6 +194,9 @@ pub struct Ctx {
     pub global: Mutex<()>,
     netns_ok: std::sync::OnceLock<Result<(), String>>,
     user_admin: Mutex<()>,
+    /// Throwaway accounts and groups standing for a configuration's own (by what they stand for).
+    standins: Mutex<HashMap<String, Result<TestUser, String>>>,
+    standin_groups: Mutex<HashMap<String, Result<String, String>>>,
 }
 
 impl Ctx {
@@ -201,6 +212,8 @@ impl Ctx {
             global: Mutex::new(()),
             netns_ok: std::sync::OnceLock::new(),
             user_admin: Mutex::new(()),
+            standins: Mutex::new(HashMap::new()),
+            standin_groups: Mutex::new(HashMap::new()),
         }
     }
 
@@ -301,8 +314,8 @@ impl Ctx {
             Resource::Group(wheel.clone()),
             self.tool("groupadd").arg(wheel.as_str()),
         )?;
-        let member = self.create_user("u", Some(&wheel))?;
-        let outsider = self.create_user("o", None)?;
+        let member = self.create_user("u", &[wheel.as_str()])?;
+        let outsider = self.create_user("o", &[])?;
         Ok(Arc::new(Users {
             member,
             outsider,
@@ -310,15 +323,57 @@ impl Ctx {
         }))
     }
 
-    fn create_user(&self, suffix: &str, group: Option<&str>) -> Result<TestUser, String> {
+    /// A throwaway group standing for the configuration's group `group` (the run's wheel
+    /// stand-in for `wheel`), created once per run.
+    pub fn standin_group(&self, group: &str) -> Result<String, String> {
+        if group == "wheel" {
+            return Ok(self.users()?.wheel.clone());
+        }
+        let mut map = self
+            .standin_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = map.len();
+        map.entry(group.to_string())
+            .or_insert_with(|| {
+                let _admin = self.user_admin.lock().unwrap_or_else(|e| e.into_inner());
+                let name = self.reg.name(&format!("g{n}"));
+                self.admin_cmd(
+                    Resource::Group(name.clone()),
+                    self.tool("groupadd").arg(name.as_str()),
+                )
+                .map(|_| name)
+            })
+            .clone()
+    }
+
+    /// A throwaway account standing for `what` (a configuration's account, "a member of
+    /// @users"...), member of exactly the throwaway groups `groups`; created once per run for
+    /// each (what, groups).
+    pub fn standin_user(&self, what: &str, groups: &[String]) -> Result<TestUser, String> {
+        let mut sorted = groups.to_vec();
+        sorted.sort();
+        let key = format!("{what} in {sorted:?}");
+        let mut map = self.standins.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.len();
+        map.entry(key)
+            .or_insert_with(|| {
+                let _admin = self.user_admin.lock().unwrap_or_else(|e| e.into_inner());
+                let gs: Vec<&str> = sorted.iter().map(String::as_str).collect();
+                self.create_user(&format!("s{n}"), &gs)
+            })
+            .clone()
+    }
+
+    fn create_user(&self, suffix: &str, groups: &[&str]) -> Result<TestUser, String> {
         let name = self.reg.name(suffix);
         let home = self.reg.work.join("home").join(&name);
         let mut cmd = self
             .tool("useradd")
             .args(["-M", "-U", "-s", "/bin/sh", "-d"])
             .arg(home.to_string_lossy());
-        if let Some(g) = group {
-            cmd = cmd.args(["-G", g]);
+        if !groups.is_empty() {
+            cmd = cmd.args(["-G".to_string(), groups.join(",")]);
         }
         // The user-private group carries the same name; journal it so a sweep removes it too.
         self.reg

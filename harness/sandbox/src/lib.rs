@@ -1,6 +1,6 @@
 //! Sandbox tier: checks a rendered configuration with the real programs (issue 4). Each
 //! evaluated permutation's projection (docs/harness.md) is judged by sshd, ssh, ssh-audit,
-//! nix-daemon, mount, nft and systemd-analyze in throwaway namespaces, users and directories;
+//! nix-daemon, mount, nft, systemd-analyze, sudo's and doas's parsers and auditd in throwaway namespaces, users and directories;
 //! `run` schedules the checks over `--jobs` workers and returns a `RunReport` that the
 //! reporters (`report`) print. See docs/sandbox.md.
 
@@ -114,6 +114,7 @@ pub fn run(
         CheckId::NixDaemon,
         CheckId::Mounts,
         CheckId::Units,
+        CheckId::Sudo,
         CheckId::Auditd,
         CheckId::Execwatch,
     ] {
@@ -227,6 +228,7 @@ fn run_task(
         TaskKind::Single(CheckId::Mounts) => vec![checks::mounts::run(ctx, p)],
         TaskKind::Single(CheckId::Firewall) => vec![checks::firewall::run(ctx, p)],
         TaskKind::Single(CheckId::Units) => vec![checks::units::run(ctx, p)],
+        TaskKind::Single(CheckId::Sudo) => vec![checks::sudo::run(ctx, p)],
         TaskKind::Single(CheckId::Auditd) => vec![checks::auditd::run(ctx, p)],
         TaskKind::Single(CheckId::Execwatch) => vec![checks::execwatch::run(ctx, p)],
         TaskKind::Single(c @ (CheckId::Sshd | CheckId::SshAudit)) => {

@@ -14,29 +14,32 @@ pub enum CheckId {
     Mounts,
     Firewall,
     Units,
+    Sudo,
     Auditd,
     Execwatch,
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 8] = [
+    pub const ALL: [CheckId; 9] = [
         CheckId::Sshd,
         CheckId::SshAudit,
         CheckId::NixDaemon,
         CheckId::Mounts,
         CheckId::Firewall,
         CheckId::Units,
+        CheckId::Sudo,
         CheckId::Auditd,
         CheckId::Execwatch,
     ];
     /// Checks run unless `--checks` says otherwise (auditd is global to the kernel: opt-in).
-    pub const DEFAULT: [CheckId; 6] = [
+    pub const DEFAULT: [CheckId; 7] = [
         CheckId::Sshd,
         CheckId::SshAudit,
         CheckId::NixDaemon,
         CheckId::Mounts,
         CheckId::Firewall,
         CheckId::Units,
+        CheckId::Sudo,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +50,7 @@ impl CheckId {
             CheckId::Mounts => "mounts",
             CheckId::Firewall => "firewall",
             CheckId::Units => "units",
+            CheckId::Sudo => "sudo",
             CheckId::Auditd => "auditd",
             CheckId::Execwatch => "execwatch",
         }

@@ -25,6 +25,14 @@ impl Permutation {
     pub fn option(&self, path: &str) -> Option<&Value> {
         self.projection.get("options")?.get(path)
     }
+    /// A part of the effective posture (`effective.<name>`, lib/posture): what the model says
+    /// each daemon will do; null parts read as None.
+    pub fn effective(&self, name: &str) -> Option<&Value> {
+        self.projection
+            .get("effective")?
+            .get(name)
+            .filter(|v| !v.is_null())
+    }
     pub fn rendered(&self, name: &str) -> Option<&str> {
         self.projection.get("rendered")?.get(name)?.as_str()
     }

@@ -1,15 +1,21 @@
 //! Check 5: the rendered nftables ruleset (NixOS's nixos-fw table, plus paranoid-egress when
-//! the cache block is on), checked with `nft -c` and then loaded for real in a network
-//! namespace with a public veth and a veth named like the VPN interface. Probes from a client
-//! namespace prove: port 22 dropped from the public side and open from the VPN side when
-//! sshOnlyOverVpn; a port nothing opens dropped; every port the configuration opens reachable;
-//! the binary cache ranges rejected on the way out (routed to a veth peer) when blocked.
+//! the cache block is on), checked with `nft -c` and then loaded for real in a server network
+//! namespace. Every interface the model judges SSH on (`effective.firewall.interfaces`: each one
+//! the configuration names, plus one unnamed uplink) is a veth named like it, linked to a client
+//! namespace; the loopback is probed from inside. Listeners stand where sshd listens
+//! (`effective.sshd.listeners`: every port, on its address or on all), and every SSH port is
+//! probed on every interface: what answers must be what the model says
+//! (`effective.firewall.ssh[].interfaces[].reachable`), SSH must not answer outside the VPN when
+//! vpn.sshOnlyOverVpn, and must answer over it. Also: every other port the configuration opens
+//! is reachable where it opens it, a port nothing opens is dropped, and the binary cache ranges
+//! are rejected on the way out (routed to a veth peer) when blocked.
 
 use super::elapsed_ms;
 use crate::context::{write_file, Ctx, Netns};
 use crate::model::{CheckId, CheckResult, Recorder, SkipKind};
 use crate::net::{self, Reach};
 use crate::projection::{ports, strings, Permutation};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
@@ -19,34 +25,8 @@ use std::time::{Duration, Instant};
 const TOOLS: &[&str] = &["ip", "nft"];
 /// How long a dropped connection is waited for. Veths answer in well under a millisecond.
 const DROP_WAIT: Duration = Duration::from_millis(1000);
-const SRV_PUB: &str = "10.77.1.1";
-const CLI_PUB: &str = "10.77.1.2";
-const SRV_VPN: &str = "100.64.77.1";
-const CLI_VPN: &str = "100.64.77.2";
-const SRV_PUB6: &str = "fd77:1::1";
-const CLI_PUB6: &str = "fd77:1::2";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Side {
-    Public,
-    Vpn,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Proto {
-    Tcp,
-    Udp,
-}
-
-/// One reachability expectation, with why it is expected.
-#[derive(Clone, Debug)]
-struct Expect {
-    side: Side,
-    proto: Proto,
-    port: u16,
-    open: bool,
-    why: String,
-}
+/// The model's name for every interface the configuration does not name.
+const UPLINK: &str = "<unnamed uplink>";
 
 /// First usable address of a CIDR range ("151.101.0.0/16" → 151.101.0.1).
 pub fn first_host(cidr: &str) -> Option<IpAddr> {
@@ -57,141 +37,238 @@ pub fn first_host(cidr: &str) -> Option<IpAddr> {
     }
 }
 
-fn expectations(p: &Permutation, rec: &mut Recorder, vpn: Option<&str>) -> Vec<Expect> {
-    let mut out: Vec<Expect> = vec![];
-    let sshd = p
-        .option("services.openssh.enable")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
-    let ssh_ports = if sshd {
-        ports(p.option("services.openssh.ports"))
-    } else {
-        vec![]
-    };
-    let only_vpn = p.knob_bool("vpn.sshOnlyOverVpn");
-    let global_tcp = ports(p.option("networking.firewall.allowedTCPPorts"));
-    let global_udp = ports(p.option("networking.firewall.allowedUDPPorts"));
-    // Promises first; a port the config opens that a promise closes stays expected closed.
-    if only_vpn && vpn.is_some() {
-        for port in &ssh_ports {
-            out.push(Expect {
-                side: Side::Public,
-                proto: Proto::Tcp,
-                port: *port,
-                open: false,
-                why: "SSH only over the VPN (vpn.sshOnlyOverVpn)".into(),
-            });
-            out.push(Expect {
-                side: Side::Vpn,
-                proto: Proto::Tcp,
-                port: *port,
-                open: true,
-                why: "SSH over the VPN interface".into(),
-            });
-        }
-    }
-    let promised_closed: BTreeSet<(Side, u16)> = out
-        .iter()
-        .filter(|e| !e.open)
-        .map(|e| (e.side, e.port))
-        .collect();
-    for port in &global_tcp {
-        if promised_closed.contains(&(Side::Public, *port)) {
-            rec.note(format!("tcp/{port} is in networking.firewall.allowedTCPPorts but the promise above keeps it closed"));
-            continue;
-        }
-        out.push(Expect {
-            side: Side::Public,
-            proto: Proto::Tcp,
-            port: *port,
-            open: true,
-            why: "opened by networking.firewall.allowedTCPPorts".into(),
+/// Can the kernel name a link `name` (dev_valid_name: 1–15 bytes, no '/', ':' or blanks)?
+pub fn kernel_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+/// One veth from the server namespace to the client namespace, standing for one interface.
+#[derive(Clone, Debug)]
+pub struct Link {
+    /// The configuration's (the model's) name for the interface.
+    pub iface: String,
+    /// The link's name in the server namespace (the same where the kernel allows).
+    pub dev: String,
+    /// Whether `dev` is the configuration's own name (rules matching the name then apply).
+    pub named_like: bool,
+    pub client_dev: String,
+    pub srv4: Ipv4Addr,
+    pub cli4: Ipv4Addr,
+    pub srv6: Ipv6Addr,
+    pub cli6: Ipv6Addr,
+}
+
+/// The links for the model's interfaces (the loopback excepted: it is probed from inside).
+pub fn links(interfaces: &[String]) -> Vec<Link> {
+    let mut out: Vec<Link> = vec![];
+    let named: BTreeSet<&str> = interfaces.iter().map(String::as_str).collect();
+    for (k, iface) in interfaces.iter().filter(|i| *i != "lo").enumerate() {
+        let n = (k + 1) as u8;
+        let (dev, named_like) = if iface == UPLINK {
+            let d = (0..)
+                .map(|i| format!("uplink{i}"))
+                .find(|d| !named.contains(d.as_str()))
+                .unwrap();
+            (d, true)
+        } else if kernel_name_ok(iface) {
+            (iface.clone(), true)
+        } else {
+            (format!("pzsif{k}"), false)
+        };
+        out.push(Link {
+            iface: iface.clone(),
+            dev,
+            named_like,
+            client_dev: format!("c{k}"),
+            srv4: Ipv4Addr::new(10, 77, n, 1),
+            cli4: Ipv4Addr::new(10, 77, n, 2),
+            srv6: Ipv6Addr::new(0xfd77, n as u16, 0, 0, 0, 0, 0, 1),
+            cli6: Ipv6Addr::new(0xfd77, n as u16, 0, 0, 0, 0, 0, 2),
         });
     }
-    for port in &global_udp {
-        out.push(Expect {
-            side: Side::Public,
-            proto: Proto::Udp,
-            port: *port,
-            open: true,
-            why: "opened by networking.firewall.allowedUDPPorts".into(),
-        });
-    }
-    if let (Some(ifname), Some(ifs)) = (
-        vpn,
-        p.option("networking.firewall.interfaces")
-            .and_then(|v| v.as_object()),
-    ) {
-        for (name, cfg) in ifs {
-            if name != ifname {
-                rec.note(format!("ports opened on interface {name} not probed (only the public side and {ifname} exist here)"));
-                continue;
-            }
-            for port in ports(cfg.get("allowedTCPPorts")) {
-                if !out
-                    .iter()
-                    .any(|e| e.side == Side::Vpn && e.proto == Proto::Tcp && e.port == port)
-                {
-                    out.push(Expect {
-                        side: Side::Vpn,
-                        proto: Proto::Tcp,
-                        port,
-                        open: true,
-                        why: format!("opened on {name}"),
-                    });
-                }
-            }
-            for port in ports(cfg.get("allowedUDPPorts")) {
-                out.push(Expect {
-                    side: Side::Vpn,
-                    proto: Proto::Udp,
-                    port,
-                    open: true,
-                    why: format!("opened on {name}"),
-                });
-            }
-        }
-    }
-    // Input policy drop: a port nothing opens.
-    let used: BTreeSet<u16> = out
-        .iter()
-        .map(|e| e.port)
-        .chain(ssh_ports.iter().copied())
-        .collect();
-    let canary = (9000..10000).find(|p| !used.contains(p)).unwrap_or(9999);
-    out.push(Expect {
-        side: Side::Public,
-        proto: Proto::Tcp,
-        port: canary,
-        open: false,
-        why: "nothing opens it (input policy drop)".into(),
-    });
     out
+}
+
+/// One cell of the model's SSH table.
+#[derive(Clone, Debug)]
+pub struct SshCell {
+    pub port: u16,
+    pub iface: String,
+    pub public: bool,
+    pub reachable: bool,
+}
+
+pub fn ssh_cells(fw: &Value) -> Vec<SshCell> {
+    let mut out = vec![];
+    for t in fw
+        .get("ssh")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(port) = t
+            .get("port")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+        else {
+            continue;
+        };
+        for i in t
+            .get("interfaces")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.push(SshCell {
+                port,
+                iface: i
+                    .get("interface")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string(),
+                public: i.get("public").and_then(Value::as_bool).unwrap_or(true),
+                reachable: i.get("reachable").and_then(Value::as_bool).unwrap_or(false),
+            });
+        }
+    }
+    out
+}
+
+/// Where sshd listens, as the model reads `effective.sshd.listeners`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listener {
+    pub port: u16,
+    pub address: Option<IpAddr>,
+    pub iface: Option<String>,
+}
+
+pub fn listeners(p: &Permutation) -> Vec<Listener> {
+    p.effective("sshd")
+        .and_then(|s| s.get("listeners"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| {
+                    let port = u16::try_from(l.get("port")?.as_u64()?).ok()?;
+                    let address = l
+                        .get("address")
+                        .and_then(Value::as_str)
+                        .map(|a| a.trim_start_matches('[').trim_end_matches(']'))
+                        .filter(|a| !a.is_empty() && *a != "0.0.0.0" && *a != "::")
+                        .and_then(|a| a.parse().ok());
+                    let iface = l
+                        .get("interface")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    Some(Listener {
+                        port,
+                        address,
+                        iface,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// What a probe is held to.
+#[derive(Clone, Debug)]
+enum Judge {
+    /// A cell of the model's SSH table: answers iff the model says reachable; with
+    /// sshOnlyOverVpn, never on a public interface and always on the VPN.
+    Ssh {
+        cell: SshCell,
+        vpn_only: bool,
+        vpn: bool,
+    },
+    /// A port the configuration opens (reachable) or nothing opens (dropped).
+    Port { open: bool, why: String },
+}
+
+/// One probe: from the client side of a link (or inside the server for `lo`) to an address.
+#[derive(Clone, Debug)]
+struct Probe {
+    /// None: the loopback, probed inside the server namespace.
+    link: Option<usize>,
+    proto: Proto,
+    to: IpAddr,
+    port: u16,
+    judge: Judge,
+}
+
+/// The firewall check's applicability: Some(result) when it does not run.
+fn not_run(p: &Permutation) -> Option<CheckResult> {
+    let id = CheckId::Firewall;
+    let fw_knob = p.knob_bool("firewall.enable");
+    let fw_on = p
+        .option("networking.firewall.enable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let nft_on = p
+        .option("networking.nftables.enable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if p.rendered("nftables").is_some() {
+        return None;
+    }
+    if fw_on && !nft_on {
+        // The iptables backend: NixOS's firewall script is not rendered offline.
+        let cells = p.effective("firewall").map(ssh_cells).unwrap_or_default();
+        let unprobed: Vec<String> = cells
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}/{} ({})",
+                    c.port,
+                    c.iface,
+                    if c.reachable {
+                        "model: answers"
+                    } else {
+                        "model: no answer"
+                    }
+                )
+            })
+            .collect();
+        let what = format!(
+            "iptables backend: NixOS's iptables firewall (firewall-start with extraCommands) is not rendered offline, so nothing is loaded or probed here; not probed: SSH {}, every opened port, the input policy and the cache block; the model's reading of extraCommands is the only judge (the VM tier runs the real script)",
+            if unprobed.is_empty() { "(no SSH port)".to_string() } else { unprobed.join(", ") }
+        );
+        return Some(if fw_knob {
+            CheckResult::skipped(id, SkipKind::Unsupported, format!("{what}; paranoid.firewall.enable selects nftables, and this configuration turned networking.nftables off"))
+        } else {
+            CheckResult::not_applicable(id, format!("{what}; paranoid.firewall.enable is off, so paranoid promises nothing about it"))
+        });
+    }
+    if !fw_on && !fw_knob {
+        return Some(CheckResult::not_applicable(
+            id,
+            "no packet filter in this configuration, and paranoid.firewall.enable is off",
+        ));
+    }
+    // paranoid.firewall.enable promises a filter that is not there: probe the bare kernel.
+    None
 }
 
 pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
     let started = Instant::now();
     let id = CheckId::Firewall;
-    let fw_knob = p.knob_bool("firewall.enable");
-    let Some(ruleset) = p.rendered("nftables") else {
-        let fw_on = p
-            .option("networking.firewall.enable")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        return if fw_knob && fw_on {
-            CheckResult::skipped(
-                id,
-                SkipKind::Unsupported,
-                "iptables backend: this configuration turned networking.nftables off, but paranoid's firewall knob selects nftables and only its rules are rendered",
-            )
-        } else if fw_on {
-            CheckResult::not_applicable(
-                id,
-                "iptables backend (paranoid.firewall.enable is off; paranoid's firewall knob is what selects nftables): NixOS's iptables rules are not rendered in the projection, and paranoid promises nothing about them",
-            )
-        } else {
-            CheckResult::not_applicable(id, "no packet filter in this configuration")
-        };
+    if let Some(r) = not_run(p) {
+        return r;
+    }
+    let Some(fw) = p.effective("firewall") else {
+        return CheckResult::not_applicable(id, "the projection carries no effective.firewall");
     };
     if let Some(r) = super::preflight(
         ctx,
@@ -209,11 +286,11 @@ pub fn run(ctx: &Ctx, p: &Permutation) -> CheckResult {
         );
     }
     let mut rec = Recorder::new(id);
-    if let Err(e) = run_inner(ctx, p, ruleset, &mut rec) {
+    if let Err(e) = run_inner(ctx, p, p.rendered("nftables"), fw, &mut rec) {
         rec.fail("could not run the firewall check", e);
     }
     rec.finish(
-        "the loaded ruleset drops, admits and rejects as promised",
+        "on every interface the model names and one unnamed uplink, SSH answers exactly where the model says and the promise allows; opened ports answer, the rest is dropped, the cache is rejected",
         elapsed_ms(started),
     )
 }
@@ -234,119 +311,169 @@ fn ip(ctx: &Ctx, rec: &mut Recorder, args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// A veth pair from the server namespace to the client namespace, each end given its
-/// addresses and brought up. Each side is (namespace, interface, addresses).
-fn veth(
-    ctx: &Ctx,
-    rec: &mut Recorder,
-    server: (&str, &str, &[&str]),
-    client: (&str, &str, &[&str]),
-) -> Result<(), String> {
-    let ((s, s_if, _), (c, c_if, _)) = (server, client);
+/// Add an address (IPv6 without duplicate address detection, which would hold it back).
+fn addr(ctx: &Ctx, rec: &mut Recorder, ns: &str, dev: &str, a: &str) -> Result<(), String> {
+    let nodad: &[&str] = if a.contains(':') { &["nodad"] } else { &[] };
     ip(
         ctx,
         rec,
-        &[
-            "-n", s, "link", "add", s_if, "type", "veth", "peer", "name", c_if, "netns", c,
-        ],
-    )?;
-    for (ns, dev, addrs) in [server, client] {
-        for addr in addrs {
-            // IPv6 without duplicate address detection, which would hold the address back.
-            let nodad: &[&str] = if addr.contains(':') { &["nodad"] } else { &[] };
-            ip(
-                ctx,
-                rec,
-                &[&["-n", ns, "addr", "add", addr, "dev", dev][..], nodad].concat(),
-            )?;
-        }
-    }
-    for (ns, dev, _) in [server, client] {
-        ip(ctx, rec, &["-n", ns, "link", "set", dev, "up"])?;
-    }
-    Ok(())
+        &[&["-n", ns, "addr", "add", a, "dev", dev][..], nodad].concat(),
+    )
 }
 
-fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> Result<(), String> {
+fn run_inner(
+    ctx: &Ctx,
+    p: &Permutation,
+    ruleset: Option<&str>,
+    fw: &Value,
+    rec: &mut Recorder,
+) -> Result<(), String> {
     let scratch = ctx.scratch("firewall").map_err(|e| e.to_string())?;
-    let file = scratch.path("ruleset.nft");
-    write_file(&file, ruleset, 0o644).map_err(|e| e.to_string())?;
     let srv: Netns = ctx.netns().map_err(|e| e.to_string())?;
     let cli: Netns = ctx.netns().map_err(|e| e.to_string())?;
     let (s, c) = (srv.name.as_str(), cli.name.as_str());
-
-    // Static: nft's own parser and the kernel's validation, nothing loaded.
-    let check = ctx
-        .tool("nft")
-        .in_netns(s)
-        .args(["-c", "-f"])
-        .arg(file.to_string_lossy());
-    let o = ctx
-        .run(&check, Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
-    if !rec.step(
-        "nft -c accepts the rendered ruleset",
-        check.display(),
-        o.digest(4),
-        o.ok(),
-    ) {
-        return Ok(());
+    let file = scratch.path("ruleset.nft");
+    if let Some(rules) = ruleset {
+        write_file(&file, rules, 0o644).map_err(|e| e.to_string())?;
+        // Static: nft's own parser and the kernel's validation, nothing loaded.
+        let check = ctx
+            .tool("nft")
+            .in_netns(s)
+            .args(["-c", "-f"])
+            .arg(file.to_string_lossy());
+        let o = ctx
+            .run(&check, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        if !rec.step(
+            "nft -c accepts the rendered ruleset",
+            check.display(),
+            o.digest(4),
+            o.ok(),
+        ) {
+            return Ok(());
+        }
+    } else {
+        rec.note("no ruleset is rendered: the kernel filters nothing (probed below as it is)");
+    }
+    if p.knob_bool("firewall.enable")
+        && p.option("networking.firewall.enable")
+            .and_then(Value::as_bool)
+            == Some(false)
+    {
+        rec.step(
+            "paranoid.firewall.enable promises a packet filter",
+            "",
+            "networking.firewall.enable = false: NixOS's input filter (nixos-fw) is not in the ruleset",
+            false,
+        );
     }
 
-    let vpn_on = p.knob_bool("vpn.tailscale.enable") || p.knob_bool("vpn.sshOnlyOverVpn");
-    let vpn_if = vpn_on.then(|| {
-        p.knob_str("vpn.interface")
-            .unwrap_or("tailscale0")
-            .to_string()
-    });
-    let (srv_pub, srv_pub6, cli_pub, cli_pub6) = (
-        format!("{SRV_PUB}/24"),
-        format!("{SRV_PUB6}/64"),
-        format!("{CLI_PUB}/24"),
-        format!("{CLI_PUB6}/64"),
-    );
-    veth(
-        ctx,
-        rec,
-        (s, "pub0", &[&srv_pub, &srv_pub6]),
-        (c, "pub-c", &[&cli_pub, &cli_pub6]),
-    )?;
-    if let Some(v) = &vpn_if {
-        let (srv_vpn, cli_vpn) = (format!("{SRV_VPN}/24"), format!("{CLI_VPN}/24"));
-        veth(ctx, rec, (s, v, &[&srv_vpn]), (c, "vpn-c", &[&cli_vpn]))?;
-        rec.adapt(format!("the VPN interface {v} is a veth named like it (WireGuard/tun links are not available here; nftables matches only the name)"));
+    // ---- topology: a veth per interface of the model -----------------------------------------
+    let interfaces = strings(fw.get("interfaces"));
+    let vpn = fw.get("vpn").and_then(Value::as_str).map(str::to_string);
+    let links = links(&interfaces);
+    for l in &links {
+        ip(
+            ctx,
+            rec,
+            &[
+                "-n",
+                s,
+                "link",
+                "add",
+                &l.dev,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &l.client_dev,
+                "netns",
+                c,
+            ],
+        )?;
+        addr(ctx, rec, s, &l.dev, &format!("{}/24", l.srv4))?;
+        addr(ctx, rec, s, &l.dev, &format!("{}/64", l.srv6))?;
+        addr(ctx, rec, c, &l.client_dev, &format!("{}/24", l.cli4))?;
+        addr(ctx, rec, c, &l.client_dev, &format!("{}/64", l.cli6))?;
+        ip(ctx, rec, &["-n", s, "link", "set", &l.dev, "up"])?;
+        ip(ctx, rec, &["-n", c, "link", "set", &l.client_dev, "up"])?;
+        if l.iface == UPLINK {
+            rec.adapt(format!("the unnamed uplink (every interface the configuration does not name) is the veth {}", l.dev));
+        } else if !l.named_like {
+            rec.adapt(format!("interface {} cannot be named so here (the kernel takes 1–15 bytes without / : or blanks): it is the veth {}, and rules matching its name are not probed", l.iface, l.dev));
+        } else if Some(&l.iface) == vpn.as_ref() {
+            rec.adapt(format!("the VPN interface {} is a veth named like it (WireGuard/tun links are not available here; nftables matches only the name)", l.iface));
+        }
     }
     rec.note(format!(
-        "server namespace {s}: pub0 {SRV_PUB}{}; client namespace {c}: pub-c {CLI_PUB}{}",
-        vpn_if
-            .as_ref()
-            .map(|v| format!(", {v} {SRV_VPN}"))
-            .unwrap_or_default(),
-        if vpn_if.is_some() {
-            format!(", vpn-c {CLI_VPN}")
-        } else {
-            String::new()
-        }
+        "server namespace {s}, client namespace {c}: {}; lo probed inside {s}",
+        links
+            .iter()
+            .map(|l| format!("{} {} ↔ {} {}", l.dev, l.srv4, l.client_dev, l.cli4))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
+    let uplink = links.iter().position(|l| l.iface == UPLINK);
+    let link_of = |iface: &str| links.iter().position(|l| l.iface == iface);
 
-    // Egress block: route the blocked ranges to the client side, where something listens.
+    // Where sshd listens: a listener's own address goes onto its interface's veth.
+    let sshd_listeners = listeners(p);
+    let mut bound: Vec<(u16, IpAddr)> = vec![];
+    for l in &sshd_listeners {
+        match (l.address, l.iface.as_deref()) {
+            (None, _) => bound.push((l.port, IpAddr::V4(Ipv4Addr::UNSPECIFIED))),
+            (Some(a), _) if a.is_loopback() => bound.push((l.port, a)),
+            (Some(a), iface) => {
+                let k = iface
+                    .and_then(link_of)
+                    .or(uplink)
+                    .ok_or("no link for a listener")?;
+                let link = &links[k];
+                let (len, dev) = if a.is_ipv4() {
+                    ("32", link.dev.as_str())
+                } else {
+                    ("128", link.dev.as_str())
+                };
+                addr(ctx, rec, s, dev, &format!("{a}/{len}"))?;
+                ip(
+                    ctx,
+                    rec,
+                    &[
+                        "-n",
+                        c,
+                        "route",
+                        "add",
+                        &format!("{a}/{len}"),
+                        "dev",
+                        &link.client_dev,
+                    ],
+                )?;
+                rec.adapt(format!(
+                    "sshd's ListenAddress {a} (port {}) is put on the veth of {}",
+                    l.port, link.iface
+                ));
+                bound.push((l.port, a));
+            }
+        }
+    }
+
+    // Egress block: route the blocked ranges to the uplink's client side, where something listens.
     let block = p.knob_bool("nix.enable") && p.knob_bool("nix.blockBinaryCache");
     let ranges = strings(p.knob("nix.binaryCacheRanges"));
     let mut egress_targets: Vec<(String, IpAddr)> = vec![];
-    if block {
+    if let (true, Some(k)) = (block, uplink) {
+        let up = &links[k];
         for r in &ranges {
-            let Some(addr) = first_host(r) else {
+            let Some(a) = first_host(r) else {
                 rec.note(format!("cannot parse range {r}; not probed"));
                 continue;
             };
-            let (via, host_len) = if addr.is_ipv4() {
-                (CLI_PUB, 32)
+            let (via, host_len) = if a.is_ipv4() {
+                (up.cli4.to_string(), 32)
             } else {
-                (CLI_PUB6, 128)
+                (up.cli6.to_string(), 128)
             };
-            // nodad where the kernel supports it (IPv6 duplicate address detection would
-            // otherwise delay the address); plain where it refuses the flag.
-            let host = format!("{addr}/{host_len}");
+            let host = format!("{a}/{host_len}");
             let add = [
                 "-n",
                 c,
@@ -354,86 +481,225 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
                 "add",
                 host.as_str(),
                 "dev",
-                "pub-c",
+                up.client_dev.as_str(),
                 "nodad",
             ];
             ip(ctx, rec, &add).or_else(|_| ip(ctx, rec, &add[..add.len() - 1]))?;
             ip(
                 ctx,
                 rec,
-                &["-n", s, "route", "add", r, "via", via, "dev", "pub0"],
+                &["-n", s, "route", "add", r, "via", &via, "dev", &up.dev],
             )?;
-            egress_targets.push((r.clone(), addr));
+            egress_targets.push((r.clone(), a));
         }
     }
 
     super::test_panic_hook(CheckId::Firewall);
-    // Load for real.
-    let load = ctx
-        .tool("nft")
-        .in_netns(s)
-        .arg("-f")
-        .arg(file.to_string_lossy());
-    let o = ctx
-        .run(&load, Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
-    let list = ctx.tool("nft").in_netns(s).args(["list", "tables"]);
-    let tables = ctx
-        .run(&list, Duration::from_secs(10))
-        .map(|o| {
-            o.stdout
-                .lines()
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
-    if !rec.step(
-        "the ruleset loads into the server namespace",
-        load.display(),
-        format!("{}; tables: {tables}", o.digest(2)),
-        o.ok(),
-    ) {
-        return Ok(());
+    if ruleset.is_some() {
+        let load = ctx
+            .tool("nft")
+            .in_netns(s)
+            .arg("-f")
+            .arg(file.to_string_lossy());
+        let o = ctx
+            .run(&load, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        let list = ctx.tool("nft").in_netns(s).args(["list", "tables"]);
+        let tables = ctx
+            .run(&list, Duration::from_secs(10))
+            .map(|o| {
+                o.stdout
+                    .lines()
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        if !rec.step(
+            "the ruleset loads into the server namespace",
+            load.display(),
+            format!("{}; tables: {tables}", o.digest(2)),
+            o.ok(),
+        ) {
+            return Ok(());
+        }
     }
 
-    let exps = expectations(p, rec, vpn_if.as_deref());
-    // Listeners in the server namespace (and port 443 on the client side for egress probes).
+    // ---- what to probe --------------------------------------------------------------------------
+    let vpn_only = p.knob_bool("vpn.sshOnlyOverVpn");
+    let mut probes: Vec<Probe> = vec![];
+    let cells = ssh_cells(fw);
+    for cell in &cells {
+        let link = if cell.iface == "lo" {
+            None
+        } else {
+            link_of(&cell.iface)
+        };
+        if cell.iface != "lo" && link.is_none() {
+            rec.note(format!(
+                "port {} on {}: no link stands for it; not probed",
+                cell.port, cell.iface
+            ));
+            continue;
+        }
+        if let Some(k) = link {
+            if !links[k].named_like {
+                rec.note(format!("port {} on {}: its veth cannot carry the name, so rules naming it cannot match; not probed", cell.port, cell.iface));
+                continue;
+            }
+        }
+        // The address sshd answers on there: its own on that interface, else the link's.
+        let own = sshd_listeners
+            .iter()
+            .find(|l| {
+                l.port == cell.port
+                    && l.address.is_some()
+                    && l.iface.as_deref() == Some(cell.iface.as_str())
+            })
+            .and_then(|l| l.address);
+        let to = match (own, link) {
+            (Some(a), _) => a,
+            (None, None) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            (None, Some(k)) => IpAddr::V4(links[k].srv4),
+        };
+        probes.push(Probe {
+            link,
+            proto: Proto::Tcp,
+            to,
+            port: cell.port,
+            judge: Judge::Ssh {
+                cell: cell.clone(),
+                vpn_only,
+                vpn: Some(&cell.iface) == vpn.as_ref(),
+            },
+        });
+    }
+    let ssh_ports: BTreeSet<u16> = cells.iter().map(|c| c.port).collect();
+    // Every other port the configuration opens, where it opens it.
+    let opened =
+        |k: Option<usize>, proto: Proto, port: u16, why: String, probes: &mut Vec<Probe>| {
+            let Some(k) = k else { return };
+            if ssh_ports.contains(&port)
+                || probes
+                    .iter()
+                    .any(|x| x.link == Some(k) && x.proto == proto && x.port == port)
+            {
+                return;
+            }
+            probes.push(Probe {
+                link: Some(k),
+                proto,
+                to: IpAddr::V4(links[k].srv4),
+                port,
+                judge: Judge::Port { open: true, why },
+            });
+        };
+    for port in ports(p.option("networking.firewall.allowedTCPPorts")) {
+        opened(
+            uplink,
+            Proto::Tcp,
+            port,
+            "opened by networking.firewall.allowedTCPPorts".into(),
+            &mut probes,
+        );
+    }
+    for port in ports(p.option("networking.firewall.allowedUDPPorts")) {
+        opened(
+            uplink,
+            Proto::Udp,
+            port,
+            "opened by networking.firewall.allowedUDPPorts".into(),
+            &mut probes,
+        );
+    }
+    if let Some(ifs) = p
+        .option("networking.firewall.interfaces")
+        .and_then(Value::as_object)
+    {
+        for (name, cfg) in ifs {
+            // Upstream's `default` entry is every interface: the uplink stands for them.
+            let k = if name == "default" {
+                uplink
+            } else {
+                link_of(name)
+            };
+            for port in ports(cfg.get("allowedTCPPorts")) {
+                opened(
+                    k,
+                    Proto::Tcp,
+                    port,
+                    format!("opened on {name} by networking.firewall.interfaces"),
+                    &mut probes,
+                );
+            }
+            for port in ports(cfg.get("allowedUDPPorts")) {
+                opened(
+                    k,
+                    Proto::Udp,
+                    port,
+                    format!("opened on {name} by networking.firewall.interfaces"),
+                    &mut probes,
+                );
+            }
+        }
+    }
+    // Input policy drop: a port nothing opens, on the uplink.
+    if let Some(k) = uplink {
+        let used: BTreeSet<u16> = probes.iter().map(|e| e.port).collect();
+        let canary = (9000..10000).find(|p| !used.contains(p)).unwrap_or(9999);
+        probes.push(Probe {
+            link: Some(k),
+            proto: Proto::Tcp,
+            to: IpAddr::V4(links[k].srv4),
+            port: canary,
+            judge: Judge::Port {
+                open: false,
+                why: "nothing opens it (input policy drop)".into(),
+            },
+        });
+    }
+
+    // ---- listeners --------------------------------------------------------------------------------
     let stop = AtomicBool::new(false);
     let mut tcp: Vec<(u16, TcpListener)> = vec![];
-    let mut udp: Vec<(Side, u16, UdpSocket)> = vec![];
-    for port in exps
+    let mut udp: Vec<(usize, u16, UdpSocket)> = vec![];
+    let mut tcp_binds: BTreeSet<(u16, IpAddr)> = bound.iter().copied().collect();
+    for pr in probes
         .iter()
-        .filter(|e| e.proto == Proto::Tcp)
-        .map(|e| e.port)
-        .collect::<BTreeSet<_>>()
+        .filter(|x| x.proto == Proto::Tcp && matches!(x.judge, Judge::Port { .. }))
     {
-        let l = net::tcp_listen(s, SocketAddr::from(([0, 0, 0, 0], port)))
-            .map_err(|e| format!("listen on tcp/{port} in {s}: {e}"))?;
-        tcp.push((port, l));
+        tcp_binds.insert((pr.port, IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
     }
-    for e in exps.iter().filter(|e| e.proto == Proto::Udp) {
-        let bind = match e.side {
-            Side::Public => SRV_PUB,
-            Side::Vpn => SRV_VPN,
-        };
-        let u = net::udp_bind(s, SocketAddr::new(bind.parse().unwrap(), e.port))
-            .map_err(|err| format!("bind udp/{} in {s}: {err}", e.port))?;
+    for (port, a) in &tcp_binds {
+        // A wildcard listener covers a specific address of the same port.
+        if !a.is_unspecified()
+            && tcp_binds.contains(&(*port, IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+            && a.is_ipv4()
+        {
+            continue;
+        }
+        let l = net::tcp_listen(s, SocketAddr::new(*a, *port))
+            .map_err(|e| format!("listen on {a}:{port} in {s}: {e}"))?;
+        tcp.push((*port, l));
+    }
+    for pr in probes.iter().filter(|x| x.proto == Proto::Udp) {
+        let k = pr.link.unwrap();
+        let u = net::udp_bind(s, SocketAddr::new(IpAddr::V4(links[k].srv4), pr.port))
+            .map_err(|err| format!("bind udp/{} in {s}: {err}", pr.port))?;
         u.set_read_timeout(Some(DROP_WAIT))
             .map_err(|e| e.to_string())?;
-        udp.push((e.side, e.port, u));
+        udp.push((k, pr.port, u));
     }
     // On the client side, one dual-stack listener: the target of the link controls below and of
     // the egress probes (the blocked ranges are routed there).
-    let egress_listeners: Vec<TcpListener> = vec![net::tcp_listen(c, "[::]:443".parse().unwrap())
-        .map_err(|e| format!("listen on [::]:443 in {c}: {e}"))?];
+    let egress_listener = net::tcp_listen(c, "[::]:443".parse().unwrap())
+        .map_err(|e| format!("listen on [::]:443 in {c}: {e}"))?;
 
-    let results = std::thread::scope(|sc| {
-        // Accept loops answer with a banner naming the port.
+    let (link_results, outcomes, egress) = std::thread::scope(|sc| {
         for (port, l) in tcp
             .iter()
             .map(|(p, l)| (*p, l))
-            .chain(egress_listeners.iter().map(|l| (443, l)))
+            .chain([(443, &egress_listener)])
         {
             let stop = &stop;
             sc.spawn(move || {
@@ -451,13 +717,9 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
         // Link controls: the server reaches the client over each link (its replies are
         // "established", which every ruleset admits). Until this works, a timeout proves
         // nothing about the filter.
-        let mut links = vec![(format!("public link ({SRV_PUB} → {CLI_PUB}:443)"), CLI_PUB)];
-        if let Some(v) = &vpn_if {
-            links.push((format!("VPN link {v} ({SRV_VPN} → {CLI_VPN}:443)"), CLI_VPN));
-        }
         let mut link_results = vec![];
-        for (what, addr) in links {
-            let target = SocketAddr::new(addr.parse().unwrap(), 443);
+        for l in &links {
+            let target = SocketAddr::new(IpAddr::V4(l.cli4), 443);
             let deadline = Instant::now() + Duration::from_secs(5);
             let mut last;
             loop {
@@ -472,7 +734,7 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            link_results.push((what, last));
+            link_results.push((format!("{} ({} → {}:443)", l.dev, l.srv4, l.cli4), last));
         }
         if link_results
             .iter()
@@ -481,24 +743,29 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
             stop.store(true, Ordering::SeqCst);
             return (link_results, vec![], vec![]);
         }
-        let mut handles = vec![];
-        for e in &exps {
-            let udp = &udp;
-            handles.push(sc.spawn(move || probe(c, e, udp)));
-        }
+        let handles: Vec<_> = probes
+            .iter()
+            .map(|pr| {
+                let udp = &udp;
+                let ns = if pr.link.is_some() { c } else { s };
+                sc.spawn(move || probe(ns, pr, udp))
+            })
+            .collect();
         let mut eg = vec![];
-        for (range, addr) in &egress_targets {
+        let up = uplink.map(|k| links[k].clone());
+        for (range, a) in &egress_targets {
+            let up = up.clone().unwrap();
             eg.push(sc.spawn(move || {
                 let blocked = net::tcp_probe(
                     s,
-                    SocketAddr::new(*addr, 443),
+                    SocketAddr::new(*a, 443),
                     DROP_WAIT,
                     Duration::from_millis(300),
                 );
-                let control_ip: IpAddr = if addr.is_ipv4() {
-                    CLI_PUB.parse().unwrap()
+                let control_ip: IpAddr = if a.is_ipv4() {
+                    IpAddr::V4(up.cli4)
                 } else {
-                    CLI_PUB6.parse().unwrap()
+                    IpAddr::V6(up.cli6)
                 };
                 let control = net::tcp_probe(
                     s,
@@ -506,10 +773,10 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
                     DROP_WAIT,
                     Duration::from_millis(300),
                 );
-                (range.clone(), *addr, control_ip, blocked, control)
+                (range.clone(), *a, control_ip, blocked, control)
             }));
         }
-        let r: Vec<(Expect, String, bool)> = handles
+        let r: Vec<(Reach, String)> = handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|_| panic!("probe thread panicked")))
             .collect();
@@ -523,10 +790,9 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
         stop.store(true, Ordering::SeqCst);
         (link_results, r, e)
     });
-    let (links, probes, egress) = results;
-    for (what, r) in &links {
+    for (what, r) in &link_results {
         rec.step(
-            format!("control: the {what} carries packets (so a timeout below means a drop)"),
+            format!("control: the link {what} carries packets (so a timeout below means a drop)"),
             format!("ip netns exec {s} <connect, retried up to 5 s>"),
             r.as_ref()
                 .map(|x| x.describe())
@@ -534,56 +800,113 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
             matches!(r, Ok(Reach::Open(_))),
         );
     }
-    for (e, outcome, ok) in probes {
-        let (from, to) = match e.side {
-            Side::Public => (format!("public side ({CLI_PUB})"), SRV_PUB),
-            Side::Vpn => (
-                format!(
-                    "VPN side ({CLI_VPN} via {})",
-                    vpn_if.clone().unwrap_or_default()
-                ),
-                SRV_VPN,
+    for (pr, (reach, text)) in probes.iter().zip(&outcomes) {
+        let (on, from) = match pr.link {
+            Some(k) => (
+                links[k].iface.clone(),
+                format!("ip netns exec {c} (via {})", links[k].client_dev),
             ),
+            None => ("lo".to_string(), format!("ip netns exec {s}")),
         };
-        let proto = if e.proto == Proto::Tcp { "tcp" } else { "udp" };
-        let cmd = if e.proto == Proto::Tcp {
+        let proto = if pr.proto == Proto::Tcp { "tcp" } else { "udp" };
+        let cmd = if pr.proto == Proto::Tcp {
             format!(
-                "ip netns exec {c} <connect {to}:{}> (timeout {} ms)",
-                e.port,
+                "{from} <connect {}> (timeout {} ms)",
+                SocketAddr::new(pr.to, pr.port),
                 DROP_WAIT.as_millis()
             )
         } else {
             format!(
-                "ip netns exec {c} <send a datagram to {to}:{}>; listener in {s} waits {} ms",
-                e.port,
+                "{from} <send a datagram to {}>; listener in {s} waits {} ms",
+                SocketAddr::new(pr.to, pr.port),
                 DROP_WAIT.as_millis()
             )
         };
-        rec.step(
-            format!(
-                "{proto}/{} from the {from} is {} ({})",
-                e.port,
-                if e.open { "reachable" } else { "dropped" },
-                e.why
-            ),
-            cmd,
-            outcome,
-            ok,
-        );
+        let answered = match reach {
+            Reach::Open(b) => b.contains("PZS-LISTENER") || b.starts_with("datagram"),
+            _ => false,
+        };
+        match &pr.judge {
+            Judge::Ssh {
+                cell,
+                vpn_only,
+                vpn,
+            } => {
+                let kind = if *vpn {
+                    "the VPN"
+                } else if cell.public {
+                    "public"
+                } else {
+                    "loopback"
+                };
+                rec.step(
+                    format!(
+                        "model agrees with the packet filter: SSH port {} on {on} ({kind}) {}",
+                        pr.port,
+                        if cell.reachable {
+                            "answers"
+                        } else {
+                            "does not answer"
+                        }
+                    ),
+                    cmd.clone(),
+                    text.clone(),
+                    answered == cell.reachable,
+                );
+                if *vpn_only && cell.public && answered {
+                    rec.step(
+                        format!(
+                            "SSH port {} does not answer on {on} (public) with vpn.sshOnlyOverVpn",
+                            pr.port
+                        ),
+                        cmd.clone(),
+                        text.clone(),
+                        false,
+                    );
+                }
+                if *vpn_only && *vpn {
+                    rec.step(
+                        format!("SSH port {} answers over the VPN ({on}): the admin's way in with vpn.sshOnlyOverVpn", pr.port),
+                        cmd,
+                        text.clone(),
+                        answered,
+                    );
+                }
+            }
+            Judge::Port { open, why } => {
+                rec.step(
+                    format!(
+                        "{proto}/{} on {on} is {} ({why})",
+                        pr.port,
+                        if *open { "reachable" } else { "dropped" }
+                    ),
+                    cmd,
+                    text.clone(),
+                    if *open {
+                        answered
+                    } else {
+                        matches!(reach, Reach::TimedOut | Reach::Refused(_))
+                    },
+                );
+            }
+        }
     }
-    for (range, addr, control_ip, blocked, control) in egress {
+    for (range, a, control_ip, blocked, control) in egress {
         let blocked_ok = matches!(blocked, Ok(Reach::Refused(_)) | Ok(Reach::TimedOut));
         let control_ok = matches!(control, Ok(Reach::Open(_)));
         rec.step(
             format!("egress to {range} is rejected (nix.blockBinaryCache), while the same path to an unblocked address works"),
-            format!("ip netns exec {s} <connect {addr}:443>; then <connect {control_ip}:443> (control)"),
+            format!("ip netns exec {s} <connect {a}:443>; then <connect {control_ip}:443> (control)"),
             format!(
-                "{addr}:443: {}; control {control_ip}:443: {}",
+                "{a}:443: {}; control {control_ip}:443: {}",
                 blocked.map(|r| r.describe()).unwrap_or_else(|e| e.to_string()),
                 control.map(|r| r.describe()).unwrap_or_else(|e| e.to_string())
             ),
             blocked_ok && control_ok,
         );
+    }
+    if block && uplink.is_none() {
+        rec.note("the cache block was not probed: the model names no uplink");
     }
     if !egress_targets.is_empty() {
         let l = ctx
@@ -604,53 +927,54 @@ fn run_inner(ctx: &Ctx, p: &Permutation, ruleset: &str, rec: &mut Recorder) -> R
     Ok(())
 }
 
-/// Probe one expectation from the client namespace. Returns (expectation, outcome, ok).
-fn probe(cli: &str, e: &Expect, udp: &[(Side, u16, UdpSocket)]) -> (Expect, String, bool) {
-    let to: IpAddr = match e.side {
-        Side::Public => SRV_PUB.parse().unwrap(),
-        Side::Vpn => SRV_VPN.parse().unwrap(),
+/// Probe one port from `ns`. Returns what happened (a delivered datagram reads as Open) and its
+/// description.
+fn probe(ns: &str, pr: &Probe, udp: &[(usize, u16, UdpSocket)]) -> (Reach, String) {
+    let open_expected = match &pr.judge {
+        Judge::Ssh { cell, .. } => cell.reachable,
+        Judge::Port { open, .. } => *open,
     };
-    match e.proto {
+    match pr.proto {
         Proto::Tcp => {
             // A port expected open gets time for one SYN retransmission (1 s) on a busy machine.
-            let wait = if e.open {
+            let wait = if open_expected {
                 Duration::from_secs(3)
             } else {
                 DROP_WAIT
             };
-            let r = net::tcp_probe(
-                cli,
-                SocketAddr::new(to, e.port),
+            match net::tcp_probe(
+                ns,
+                SocketAddr::new(pr.to, pr.port),
                 wait,
                 Duration::from_secs(2),
-            );
-            let (open, text) = match &r {
-                Ok(Reach::Open(b)) => (
-                    b.contains("PZS-LISTENER"),
-                    Reach::Open(b.clone()).describe(),
+            ) {
+                Ok(r) => {
+                    let d = r.describe();
+                    (r, d)
+                }
+                Err(err) => (
+                    Reach::Refused(err.to_string()),
+                    format!("probe error: {err}"),
                 ),
-                Ok(other) => (false, other.describe()),
-                Err(err) => (false, format!("probe error: {err}")),
-            };
-            let blocked = matches!(r, Ok(Reach::TimedOut) | Ok(Reach::Refused(_)));
-            let ok = if e.open { open } else { blocked };
-            (e.clone(), text, ok)
+            }
         }
         Proto::Udp => {
-            let token = format!("pzs-{}-{}", e.port, crate::context::random_hex(8));
-            let Some((_, _, sock)) = udp.iter().find(|(s, p, _)| *s == e.side && *p == e.port)
+            let token = format!("pzs-{}-{}", pr.port, crate::context::random_hex(8));
+            let Some((_, _, sock)) = udp
+                .iter()
+                .find(|(k, p, _)| Some(*k) == pr.link && *p == pr.port)
             else {
-                return (e.clone(), "no listener".into(), false);
+                return (Reach::Refused("no listener".into()), "no listener".into());
             };
-            let client = net::in_netns(cli, || UdpSocket::bind("0.0.0.0:0"));
+            let client = net::in_netns(ns, || UdpSocket::bind("0.0.0.0:0"));
             let mut got = false;
             let mut sent = Ok(0);
             // A datagram can be lost on a busy machine: an open port gets three tries.
-            for _ in 0..(if e.open { 3 } else { 1 }) {
+            for _ in 0..(if open_expected { 3 } else { 1 }) {
                 sent = client
                     .as_ref()
                     .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))
-                    .and_then(|u| u.send_to(token.as_bytes(), SocketAddr::new(to, e.port)));
+                    .and_then(|u| u.send_to(token.as_bytes(), SocketAddr::new(pr.to, pr.port)));
                 let deadline = Instant::now() + DROP_WAIT;
                 let mut buf = [0u8; 128];
                 while Instant::now() < deadline {
@@ -667,16 +991,23 @@ fn probe(cli: &str, e: &Expect, udp: &[(Side, u16, UdpSocket)]) -> (Expect, Stri
                     break;
                 }
             }
-            let text = match (&sent, got) {
-                (Err(err), _) => format!("send failed: {err}"),
-                (Ok(_), true) => format!("datagram {token} delivered"),
-                (Ok(_), false) => format!(
-                    "datagram {token} not delivered within {} ms: dropped",
-                    DROP_WAIT.as_millis()
+            match (&sent, got) {
+                (Err(err), _) => (
+                    Reach::Refused(err.to_string()),
+                    format!("send failed: {err}"),
                 ),
-            };
-            let ok = sent.is_ok() && got == e.open;
-            (e.clone(), text, ok)
+                (Ok(_), true) => (
+                    Reach::Open(format!("datagram {token}")),
+                    format!("datagram {token} delivered"),
+                ),
+                (Ok(_), false) => (
+                    Reach::TimedOut,
+                    format!(
+                        "datagram {token} not delivered within {} ms: dropped",
+                        DROP_WAIT.as_millis()
+                    ),
+                ),
+            }
         }
     }
 }
@@ -695,5 +1026,37 @@ mod tests {
             first_host("2a04:4e42::/32"),
             Some("2a04:4e42::1".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn every_interface_gets_a_link_named_like_it_where_the_kernel_allows() {
+        let ifs: Vec<String> = [
+            "enp1s0",
+            "wg0",
+            "lo",
+            "a-name-far-too-long",
+            "<unnamed uplink>",
+            "uplink0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let l = links(&ifs);
+        let devs: Vec<(&str, &str, bool)> = l
+            .iter()
+            .map(|l| (l.iface.as_str(), l.dev.as_str(), l.named_like))
+            .collect();
+        assert_eq!(
+            devs,
+            vec![
+                ("enp1s0", "enp1s0", true),
+                ("wg0", "wg0", true),
+                ("a-name-far-too-long", "pzsif2", false),
+                ("<unnamed uplink>", "uplink1", true),
+                ("uplink0", "uplink0", true),
+            ]
+        );
+        assert_eq!(l[1].srv4, Ipv4Addr::new(10, 77, 2, 1));
+        assert!(kernel_name_ok("tailscale0") && !kernel_name_ok("a/b") && !kernel_name_ok(""));
     }
 }

@@ -9,6 +9,7 @@ pub mod nix_daemon;
 pub mod ssh;
 pub mod sshd_config;
 pub mod sshd_model;
+pub mod sudo;
 pub mod units;
 
 use crate::context::{package_of, Ctx};
