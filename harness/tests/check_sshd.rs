@@ -10,22 +10,10 @@ use paranoid_harness::check::{confirm_sshd, CheckResult};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-fn require_root() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|r| r.split_whitespace().nth(1))
-        .unwrap();
-    assert_eq!(
-        uid, "0",
-        "check asks sshd only as root: these tests need root"
-    );
-}
 
 #[test]
 fn bastion_is_confirmed_by_sshd_for_every_connection() {
-    require_root();
+    common::require_root("check asks sshd only as root");
     let dir = tempfile::tempdir().unwrap();
     let m = module(
         &dir,
@@ -113,7 +101,7 @@ fn without_sshd_installed_check_says_the_model_judged_alone_and_why() {
 
 #[test]
 fn an_include_leaves_sshd_to_the_model_and_says_why() {
-    require_root();
+    common::require_root("check asks sshd only as root");
     let dir = tempfile::tempdir().unwrap();
     let m = module(
         &dir,
@@ -135,7 +123,7 @@ fn an_include_leaves_sshd_to_the_model_and_says_why() {
 
 #[test]
 fn a_disagreement_is_an_ssh_model_agrees_violation_naming_connections_and_values() {
-    require_root();
+    common::require_root("check asks sshd only as root");
     // The model of a real projection, broken on purpose for root's connections.
     let dir = tempfile::tempdir().unwrap();
     let m = module(
@@ -216,7 +204,7 @@ fn use_pam_off_with_a_passwordless_root_has_no_admin_path() {
 fn authentication_methods_sshd_cannot_satisfy_stop_sshd_and_the_admin_path() {
     // sshd.c refuses to start when every AuthenticationMethods list needs a disabled method; the
     // model says so (ssh.config-valid, and no admin path), and sshd -t agrees.
-    require_root();
+    common::require_root("check asks sshd only as root");
     let dir = tempfile::tempdir().unwrap();
     for (methods, disabled) in [
         ("publickey,password", "password: passwordauthentication no"),

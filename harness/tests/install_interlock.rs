@@ -6,6 +6,8 @@
 //! util-linux, fdisk (sfdisk) and e2fsprogs (mkfs.ext4); every loop device is detached and
 //! every mount lives in a private mount namespace that dies with its process.
 
+mod common;
+
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -24,14 +26,6 @@ fn interlock() -> PathBuf {
     repo().join("installer/interlock.sh")
 }
 
-fn require_root() {
-    let uid = fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:").map(|r| r.split_whitespace().nth(1).unwrap_or("1").to_string()))
-        .unwrap();
-    assert_eq!(uid, "0", "the interlock tests attach loop devices: they need root");
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -52,7 +46,7 @@ struct Disk {
 
 impl Disk {
     fn new(mib: u64) -> Disk {
-        require_root();
+        common::require_root("the interlock tests attach loop devices");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("disk.img");
         fs::File::create(&file).unwrap().set_len(mib * MIB).unwrap();

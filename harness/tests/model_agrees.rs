@@ -12,18 +12,6 @@ use std::path::Path;
 use std::process::Command;
 use weakening_support::{base_text, catalogue, check, entry_text, par_map, write, BASES};
 
-fn require_root() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|r| r.split_whitespace().nth(1))
-        .unwrap();
-    assert_eq!(
-        uid, "0",
-        "check asks sshd only as root: this test needs root"
-    );
-}
 
 /// Every configuration: the reference hosts, then each catalogue entry on its base.
 fn configurations(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
@@ -47,7 +35,7 @@ fn configurations(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
 
 #[test]
 fn the_sshd_model_agrees_with_sshd_on_every_catalogue_configuration() {
-    require_root();
+    common::require_root("check asks sshd only as root");
     assert!(
         Path::new("/usr/sbin/sshd").exists(),
         "sshd is not installed: this test needs openssh-server"

@@ -84,3 +84,15 @@ pub fn check_module(file: &Path, profile: &str) -> (Option<i32>, Value, String) 
         .unwrap();
     (out.status.code(), json(&out.stdout), stderr(&out))
 }
+
+/// Fails the test unless it runs as root; `why` says what needs root.
+pub fn require_root(why: &str) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|r| r.split_whitespace().nth(1))
+        .unwrap_or("1")
+        .to_string();
+    assert_eq!(uid, "0", "{why}: these tests need root");
+}
