@@ -676,6 +676,16 @@
     module = { lib, ... }: { security.audit.enable = lib.mkForce false; };
   }
   {
+    id = "audit-kernel-cmdline-off";
+    base = "bastion";
+    invariant = "audit.execve-rules";
+    route = "boot.kernelParams = lib.mkAfter [ \"audit=0\" ]: after NixOS's own audit=1 on the command line, and the last audit= wins: the subsystem stays off until reboot";
+    source = "Documentation/admin-guide/kernel-parameters.txt audit=; a common 'quiet the audit spam' snippet";
+    observable = null;
+    why = "the kernel's command line is fixed at boot: only the VM tier boots a kernel with it";
+    module = { lib, ... }: { boot.kernelParams = lib.mkAfter [ "audit=0" ]; };
+  }
+  {
     id = "audit-unlocked";
     base = "bastion";
     invariant = "audit.immutable";

@@ -362,9 +362,21 @@ pub struct Audit {
     #[serde(default)]
     pub deletions: Vec<AuditRule>,
     pub scenarios: Vec<Scenario>,
+    /// `audit=0`/`audit=off` last on the kernel command line: nothing is recorded until reboot.
+    #[serde(rename = "kernelDisabled", default)]
+    pub kernel_disabled: Option<KernelDisabled>,
     #[serde(rename = "execveAudited")]
     pub execve_audited: bool,
     pub judged: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KernelDisabled {
+    /// The `audit=` parameter that counts (the last one).
+    pub param: String,
+    /// The files whose boot.kernelParams definitions carry it.
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 impl Audit {

@@ -131,6 +131,16 @@ let
       uncertain = (first != null && ruleMatches s first == "maybe") || any (r: ruleMatches s r == "maybe") taskNever;
     };
   results = map decide scenarios;
+
+  # The kernel's command line: `audit=0` or `audit=off` disables the subsystem "and can not be
+  # enabled until the next reboot" (kernel-parameters.txt); each `audit=` is parsed in turn, so
+  # the last one counts. No rule records anything then.
+  paramsOpt = origin.at options [ "boot" "kernelParams" ];
+  auditParams = filter (p: hasPrefix "audit=" p) (config.boot.kernelParams or [ ]);
+  kernelParam = if auditParams == [ ] then null else lib.last auditParams;
+  kernelDisabled =
+    if !(elem kernelParam [ "audit=0" "audit=off" ]) then null
+    else { param = kernelParam; files = origin.filesWhere paramsOpt (v: builtins.isList v && any (p: elem p [ "audit=0" "audit=off" ]) v); };
   finalEnable = let e = filter (c: c ? enableFlag) commands; in if e == [ ] then null else (lib.last e).enableFlag;
 in
 if !enabled then null
@@ -142,7 +152,8 @@ else
   rules = map (r: { inherit (r) line text origin list action; }) (concatMap (l: lists.${l}) (lib.attrNames lists));
   # The lines that delete rules (`-d`, `-D`): a rule they removed is in no list above.
   deletions = map (c: { inherit (c) line text origin; }) (filter (c: elem c.op [ "-d" "-D" ]) commands);
-  scenarios = results;
-  execveAudited = all (r: r.syscallRecord && r.execveRecord) results;
+  inherit kernelDisabled;
+  scenarios = if kernelDisabled == null then results else map (r: r // { syscallRecord = false; execveRecord = false; }) results;
+  execveAudited = kernelDisabled == null && all (r: r.syscallRecord && r.execveRecord) results;
   judged = !(any (r: r.uncertain) results);
 }

@@ -54,6 +54,27 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
         );
         return out;
     };
+    if let Some(k) = a.kernel_disabled.as_ref().filter(|_| execve_wanted) {
+        let files = if k.files.is_empty() { String::new() } else { format!(" (in {})", k.files.join(", ")) };
+        let kept: Vec<Value> = proj
+            .opt("boot.kernelParams")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter(|p| !matches!(p.as_str(), Some("audit=0" | "audit=off"))).cloned().collect())
+            .unwrap_or_default();
+        out.push(
+            v(
+                "audit.execve-rules",
+                format!(
+                    "with {}, `{}` on the kernel command line, from boot.kernelParams{files}, disables the audit subsystem until the next reboot: no rule records anything, execve included",
+                    p.show("audit.enable"),
+                    k.param
+                ),
+                p.fix("audit", "audit.enable", format!("remove `{}` from boot.kernelParams{files}", k.param)),
+            )
+            .applying(vec![force("boot.kernelParams", Value::Array(kept))]),
+        );
+        return out;
+    }
     if execve_wanted && !a.execve_audited {
         let missing: Vec<_> = a
             .scenarios
