@@ -2,7 +2,9 @@
 //! to sshd, and shows the admin path's account logging in over the live sshd; a host with no
 //! admin path fails (never "skipped"). As root: real sshd, namespaces, throwaway users.
 
+mod common;
 mod sandbox_support;
+mod weakening_support;
 use sandbox_support::*;
 use std::path::Path;
 
@@ -180,4 +182,122 @@ fn without_pam_a_locked_account_is_refused_as_the_model_says() {
         ev.contains("[true] the admin path's first account root logs in"),
         "{ev}"
     );
+}
+
+/// The catalogue's `Match` weakenings whose observable is sshd: each is sandboxed on its base host
+/// plus its weakening (as the catalogue's tests build it) and the sshd check must fail, naming
+/// the connections the Match block reaches and the broken promise.
+#[test]
+fn the_catalogues_match_weakenings_fail_the_sshd_check_naming_their_connections() {
+    require_root();
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "sshd-match-group-homedir-keys",
+            &["cadey@loopback:22, cadey@vpn:22, cadey@public:22"],
+            &[
+                "authorizedkeysfile reads keys from the home directory: .ssh/authorized_keys",
+                // Its only key file is a home directory: no throwaway key goes there.
+                "effective profile 1 is not probed live, only judged by sshd -T -C",
+            ],
+        ),
+        (
+            "sshd-match-address-password",
+            &["root@public(192.168.0.1):22"],
+            &[
+                "passwordauthentication yes (promised no)",
+                "live probes as root from 192.168.0.1 to 198.51.100.2:22",
+            ],
+        ),
+        (
+            "sshd-match-user-tcp-forwarding",
+            &["cadey@loopback:22, cadey@vpn:22, cadey@public:22"],
+            &[
+                "allowtcpforwarding yes (promised no)",
+                "live probes as cadey from 127.0.0.1",
+            ],
+        ),
+        (
+            "sshd-match-group-disable-forwarding",
+            &["cadey@loopback:22, cadey@vpn:22, cadey@public:22"],
+            &[
+                "disableforwarding no (promised yes)",
+                "live probes as cadey from 127.0.0.1",
+            ],
+        ),
+    ];
+    let entries = weakening_support::catalogue();
+    let d = tempfile::tempdir().unwrap();
+    for (id, connections, texts) in cases {
+        let e = entries
+            .iter()
+            .find(|e| e.id == *id)
+            .unwrap_or_else(|| panic!("{id} is not in checks/weakenings.nix"));
+        assert_eq!(e.observable.as_deref(), Some("sshd"), "{id}");
+        let m = weakening_support::write(
+            d.path(),
+            &format!("{id}.nix"),
+            &weakening_support::entry_text(e),
+        );
+        let (code, r) = sandbox_json(&[
+            "--module",
+            m.to_str().unwrap(),
+            "--checks",
+            "sshd",
+            "--ignore-assertions",
+        ]);
+        let c = check(&r, "sshd");
+        let ev = evidence_text(c);
+        assert_eq!((code, status(&r)), (1, "fail".into()), "{id}: {ev}");
+        for conn in *connections {
+            assert!(
+                ev.contains(&format!(
+                    "[false] effective values for {} connection(s) ({conn}) match paranoid.ssh",
+                    conn.split(", ").count()
+                )),
+                "{id}: {conn}: {ev}"
+            );
+        }
+        for t in *texts {
+            assert!(ev.contains(t), "{id}: {t}: {ev}");
+        }
+        let ms = c["duration_ms"].as_u64().unwrap();
+        assert!(ms < 10_000, "{id}: the sshd check took {ms} ms");
+        assert!(
+            leftovers(r["runId"].as_str().unwrap(), Path::new(DEFAULT_STATE_DIR)).is_empty(),
+            "{id}: the run left something behind"
+        );
+    }
+}
+
+#[test]
+fn live_probes_log_in_as_the_account_and_from_the_address_a_match_block_selects() {
+    // With the layers that hold the catalogue's weakenings back live (AuthenticationMethods
+    // publickey, DisableForwarding yes) also undone inside the Match block, the real client,
+    // logging in as the connection the model names, must see passwords and forwarding back.
+    let (code, r, ev) = sshd_on(
+        "bastion",
+        "  services.openssh.extraConfig = \"Match Address 192.168.0.0/16\\n  AuthenticationMethods publickey password\\n  PasswordAuthentication yes\\n\";",
+        &[],
+    );
+    assert_eq!((code, status(&r)), (1, "fail".into()), "{ev}");
+    assert!(
+        ev.contains(
+            "[false] root@public(192.168.0.1):22: password refused (live, from 192.168.0.1)"
+        ) && ev.contains("(the server still offers publickey,password)"),
+        "{ev}"
+    );
+    // The default probes, from the loopback, see nothing: only the Match Address connection does.
+    assert!(ev.contains("[true] password refused"), "{ev}");
+    let (code, r, ev) = sshd_on(
+        "meeka",
+        "  services.openssh.extraConfig = \"Match Group wheel\\n  DisableForwarding no\\n  AllowTcpForwarding yes\\n\";",
+        &[],
+    );
+    assert_eq!((code, status(&r)), (1, "fail".into()), "{ev}");
+    assert!(
+        ev.contains("[false] cadey@loopback:22: forward -L refused (live, from 127.0.0.1)")
+            && ev.contains("[true] cadey@loopback:22: key login works"),
+        "{ev}"
+    );
+    assert!(ev.contains("[true] forward -L refused"), "{ev}");
 }

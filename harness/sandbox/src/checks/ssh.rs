@@ -100,6 +100,8 @@ struct Prepared {
     askpass: PathBuf,
     /// The throwaway key installed for the admin path's account alone.
     admin_key: Option<PathBuf>,
+    /// The throwaway key installed for the accounts of the model's connections probed live.
+    context_key: Option<PathBuf>,
 }
 
 fn prepare(
@@ -164,6 +166,9 @@ fn prepare(
     };
     let mut adapted = adapt(rendered, &input)?;
     for (addr, port) in extra_hosts {
+        if addr == "127.0.0.1" && adapted.ports.contains(port) {
+            continue; // sshd listens there already
+        }
         let line = if addr.contains(':') {
             format!("ListenAddress [{addr}]:{port}")
         } else {
@@ -171,7 +176,7 @@ fn prepare(
         };
         adapted.text = sshd_config::add_global_line(&adapted.text, &line);
         adapted.adaptations.push(format!(
-            "{line} added: the admin path's connection arrives there (an address on the namespace's loopback)"
+            "{line} added: a connection of paranoid's model the live probes use (the admin path's, or one per effective profile) arrives there (an address on the namespace's loopback)"
         ));
     }
     for a in &adapted.adaptations {
@@ -234,6 +239,7 @@ fn prepare(
         key,
         askpass,
         admin_key: None,
+        context_key: None,
     })
 }
 
@@ -258,20 +264,18 @@ struct Server {
 
 /// Start the server in a fresh network namespace; with `accounts`, in that mount namespace (the
 /// configuration's accounts exist for it); `extra` are (address, port) it also listens on, each
-/// put on the namespace's loopback together with `peer`'s client address.
+/// put on the namespace's loopback together with the client address of every one of `peers`.
 fn start_server(
     ctx: &Ctx,
     prep: &Prepared,
     log_name: &str,
     accounts: Option<&sshd_model::AccountsNs>,
     extra: &[(String, u16)],
-    peer: Option<&sshd_model::Context>,
+    peers: &[&sshd_model::Context],
 ) -> Result<Server, String> {
     let ns = ctx.netns().map_err(|e| e.to_string())?;
     let mut addrs: Vec<&str> = extra.iter().map(|(a, _)| a.as_str()).collect();
-    if let Some(c) = peer {
-        addrs.push(c.addr.as_str());
-    }
+    addrs.extend(peers.iter().map(|c| c.addr.as_str()));
     addrs.sort();
     addrs.dedup();
     for a in addrs.iter().filter(|a| !a.starts_with("127.")) {
@@ -862,7 +866,7 @@ fn control(
             false,
             &mut scratch_rec,
         )?;
-        let server = start_server(ctx, &prep, "sshd-control.log", None, &[], None)?;
+        let server = start_server(ctx, &prep, "sshd-control.log", None, &[], &[])?;
         let client = Client::new(ctx, &server.ns.name, server.port, &prep);
         let who = Who {
             login: users.member.name.clone(),
@@ -1083,10 +1087,20 @@ fn run_inner(
             .find(|c| c.id == e.context)
             .map(|c| (e, c))
     });
-    let extra_hosts: Vec<(String, u16)> = admin_ctx
+    // One connection per effective profile of the model, logged in over the live sshd from its
+    // own client address: a Match block that only some accounts or networks reach is exercised
+    // by the real client, not only by `sshd -T -C`.
+    let (live_contexts, unprobed) = live_representatives(&model);
+    let mut extra_hosts: Vec<(String, u16)> = admin_ctx
         .iter()
-        .map(|(_, c)| (c.laddr.clone(), c.lport))
+        .map(|(_, c)| *c)
+        .chain(live_contexts.iter())
+        .map(|c| (c.laddr.clone(), c.lport))
         .collect();
+    extra_hosts.sort();
+    extra_hosts.dedup();
+    let mut peers: Vec<&sshd_model::Context> = admin_ctx.iter().map(|(_, c)| *c).collect();
+    peers.extend(live_contexts.iter());
     let mut prep = prepare(
         ctx,
         shared,
@@ -1127,6 +1141,14 @@ fn run_inner(
 
     if let Some((e, c)) = admin_ctx {
         install_admin_key(ctx, &mut prep, e, c, rec)?;
+    }
+    if !live_contexts.is_empty() {
+        install_context_key(ctx, &mut prep, &live_contexts, rec)?;
+    }
+    for (profile, why) in &unprobed {
+        rec.note(format!(
+            "effective profile {profile} is not probed live, only judged by sshd -T -C: {why}"
+        ));
     }
     let sshd = ctx.tools.path("sshd");
     for a in sshd_model::fit_to_this_sshd(&run, &ns, &sshd, &prep.cfg)? {
@@ -1222,14 +1244,7 @@ fn run_inner(
         }
     }
 
-    let server = start_server(
-        ctx,
-        &prep,
-        "sshd.log",
-        Some(&ns),
-        &extra_hosts,
-        admin_ctx.map(|(_, c)| c),
-    )?;
+    let server = start_server(ctx, &prep, "sshd.log", Some(&ns), &extra_hosts, &peers)?;
     rec.note(format!(
         "sshd listening on 127.0.0.1:{}{} in network namespace {} (pid {})",
         server.port,
@@ -1330,7 +1345,75 @@ fn run_inner(
             );
         }
     }
+    // The default login above is one connection of the model: its profile needs no second look.
+    let default_profile = match &login.via {
+        Some(_) => admin_ctx.map(|(_, c)| c.profile),
+        None if key_user == "root" => model
+            .contexts
+            .iter()
+            .find(|c| c.user == "root" && c.network == "loopback")
+            .map(|c| c.profile),
+        None => model
+            .contexts
+            .iter()
+            .find(|c| !c.exists && c.network == "loopback")
+            .map(|c| c.profile),
+    };
+    let mut live_results = vec![];
+    for c in live_contexts
+        .iter()
+        .filter(|c| Some(c.profile) != default_profile)
+    {
+        let mut client = Client::new(ctx, &server.ns.name, c.lport, &prep);
+        client.host = c.laddr.clone();
+        client.bind = Some(c.addr.clone());
+        client.key = prep
+            .context_key
+            .clone()
+            .ok_or("no context key was installed")?;
+        live_results.push((c, probe_context(&client, &c.user)));
+    }
     drop(server);
+    for (c, probes) in &live_results {
+        let users_of_profile: Vec<&str> = model
+            .contexts
+            .iter()
+            .filter(|x| x.profile == c.profile)
+            .map(|x| x.id.as_str())
+            .collect();
+        rec.note(format!(
+            "live probes as {} from {} to {}:{} stand for effective profile {} ({})",
+            c.user,
+            c.addr,
+            c.laddr,
+            c.lport,
+            c.profile,
+            users_of_profile.join(", ")
+        ));
+        for probe in probes {
+            let (want, text) = match probe.name {
+                "key login" => (true, "works"),
+                _ => (false, "refused"),
+            };
+            let mut ok = probe.allowed == Some(want);
+            let mut decisive = probe.decisive.clone();
+            if (probe.name == "password" || probe.name == "keyboard-interactive") && ok {
+                let m = probe.methods.clone().unwrap_or_default();
+                if m.split(',')
+                    .any(|x| x == "password" || x == "keyboard-interactive")
+                {
+                    ok = false;
+                    decisive.push_str(&format!(" (the server still offers {m})"));
+                }
+            }
+            rec.step(
+                format!("{}: {} {text} (live, from {})", c.id, probe.name, c.addr),
+                probe.command.clone(),
+                decisive,
+                ok,
+            );
+        }
+    }
     let ctl = control(ctx, shared, p, rendered, &users)?;
 
     let expect = |name: &str| -> (bool, String) {
@@ -1406,6 +1489,110 @@ fn run_inner(
         "sshd keeps every promise on all {connections} connections (sshd -T -C, in agreement with paranoid's model), {} logs in, and the weak control was caught",
         admin_ctx.map(|(e, _)| format!("the admin {}", e.account)).unwrap_or_default()
     ))
+}
+
+/// One connection of the model per effective profile, for the live probes: an account that
+/// exists, that the model says logs in with a key, reading a declared key file (where the run's
+/// throwaway key can go without touching anyone's home). Profiles without one are returned with
+/// why, and stay judged by `sshd -T -C` alone.
+fn live_representatives(
+    model: &sshd_model::Model,
+) -> (Vec<sshd_model::Context>, Vec<(usize, String)>) {
+    let mut reps = vec![];
+    let mut unprobed = vec![];
+    for profile in 0..model.profiles.len() {
+        let of: Vec<&sshd_model::Context> = model
+            .contexts
+            .iter()
+            .filter(|c| c.profile == profile)
+            .collect();
+        if of.is_empty() {
+            continue;
+        }
+        let declared = |c: &sshd_model::Context| {
+            c.key_files
+                .iter()
+                .any(|(p, k)| k == "declared" && p.starts_with(sshd_config::NIXOS_KEYS_DIR))
+        };
+        match of
+            .iter()
+            .find(|c| c.exists && c.login_with_key && declared(c))
+        {
+            Some(c) => reps.push((*c).clone()),
+            None => unprobed.push((
+                profile,
+                format!(
+                    "none of its connections ({}) is an existing account that sshd admits with a key from a declared key file under {}",
+                    of.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", "),
+                    sshd_config::NIXOS_KEYS_DIR
+                ),
+            )),
+        }
+    }
+    (reps, unprobed)
+}
+
+/// What a model connection must be refused (and allowed: the key login that makes the refusals
+/// mean something), over the live sshd.
+fn probe_context(client: &Client, user: &str) -> Vec<Probe> {
+    let jobs: Vec<Box<dyn FnOnce() -> Probe + Send + '_>> = vec![
+        Box::new(move || client.password(user, "password")),
+        Box::new(move || client.password(user, "keyboard-interactive")),
+        Box::new(move || client.key_login("key login", user)),
+        Box::new(move || client.stdio_forward(user)),
+        Box::new(move || client.local_forward(user)),
+        Box::new(move || client.remote_forward(user)),
+        Box::new(move || client.agent(user)),
+    ];
+    run_probes(jobs)
+}
+
+/// One throwaway key for the accounts of the connections probed live, appended at every declared
+/// key file their connection reads (the configuration's own keys are not ours to use).
+fn install_context_key(
+    ctx: &Ctx,
+    prep: &mut Prepared,
+    contexts: &[sshd_model::Context],
+    rec: &mut Recorder,
+) -> Result<(), String> {
+    let key = ctx.key("ed25519", None, "context")?;
+    let pubkey = std::fs::read_to_string(key.with_extension("pub")).map_err(|e| e.to_string())?;
+    let keys_dir = prep.scratch.path("authorized_keys.d");
+    let mut placed = BTreeSet::new();
+    for c in contexts {
+        for (path, kind) in &c.key_files {
+            if kind != "declared" || placed.contains(path) {
+                continue;
+            }
+            let Some(rest) = path.strip_prefix(sshd_config::NIXOS_KEYS_DIR) else {
+                continue;
+            };
+            // %u is the connection's user; other tokens are left alone (the file is not ours).
+            let rest = rest.replace("%u", &c.user);
+            if rest.contains('%') {
+                continue;
+            }
+            let rest = crate::projection::safe_abs_path(&format!("/{rest}"))?
+                .trim_start_matches('/')
+                .to_string();
+            let file = keys_dir.join(&rest);
+            let mut text = std::fs::read_to_string(&file).unwrap_or_default();
+            text.push_str(&pubkey);
+            write_file(&file, text, 0o644).map_err(|e| e.to_string())?;
+            placed.insert(path.clone());
+        }
+    }
+    rec.adapt(format!(
+        "a throwaway key for the live probes of the model's connections ({}), appended at {}",
+        contexts
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        placed.iter().cloned().collect::<Vec<_>>().join(", ")
+    ));
+    prep.context_key = Some(key);
+    Ok(())
 }
 
 /// sshd -T -C for every connection of the model: each must keep the promises of paranoid.ssh,

@@ -41,6 +41,8 @@ pub struct Context {
     pub profile: usize,
     /// (path, kind) of each AuthorizedKeysFile entry: `declared`, `home`, `unmanaged`.
     pub key_files: Vec<(String, String)>,
+    /// The model says sshd admits this account on this connection with a key (`login`).
+    pub login_with_key: bool,
 }
 
 impl Context {
@@ -122,6 +124,9 @@ impl Model {
                         .and_then(Value::as_array)
                         .map(|a| a.iter().map(|f| (s(f, "path"), s(f, "kind"))).collect())
                         .unwrap_or_default(),
+                    login_with_key: ["allowed", "withKey"].iter().all(|k| {
+                        c.pointer(&format!("/login/{k}")).and_then(Value::as_bool) == Some(true)
+                    }),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
