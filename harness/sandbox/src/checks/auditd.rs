@@ -548,7 +548,12 @@ fn run_inner(
                         final_enable = Some(text.split_whitespace().nth(1).unwrap_or("").to_string());
                         let c = ctx.tool("auditctl").args(["-e".to_string(), flag.to_string()]);
                         let o = ctx.run(&c, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-                        rec.step(format!("line {line} `{text}`"), c.display(), o.digest(2), o.ok())
+                        let what = if text.split_whitespace().nth(1) == Some("2") {
+                            format!("line {line} `{text}`, loaded as `-e 1` (never locked here)")
+                        } else {
+                            format!("line {line} `{text}`")
+                        };
+                        rec.step(what, c.display(), o.digest(2), o.ok())
                     }
                     Step::Load { line, text, args, undo, scoped } => {
                         let guard = Guard::record(&ctx.reg, Resource::AuditRuleUndo(undo.join(" ")))
