@@ -1067,4 +1067,66 @@ mod tests {
             vec!["-a always,exit -F arch=b64 -S execve -S execveat -F uid=1234 -k pzsK"]
         );
     }
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_rule_file_is_planned_in_order_narrowing_only_always_rules() {
+        let file = "-D\n-b 8192\n-f 1\n-r 0\n-a always,exit -F arch=b64 -S execve -k exec\n\
+                    -a never,exit -F arch=b32 -S execve\n-a always,exclude -F msgtype=EXECVE\n\
+                    -d always,exit -F arch=b64 -S execve -k exec\n-w /nonexistent/f -p wa -k shadow\n-e 2\n";
+        let probe = "/tmp/x/probe";
+        let p = plan(file, probe);
+        assert_eq!(p[0], Step::DeleteAll { line: 1 });
+        for (i, n) in [(1, 2), (2, 3), (3, 4)] {
+            assert!(
+                matches!(&p[i], Step::LeftOut { line, .. } if *line == n),
+                "{:?}",
+                p[i]
+            );
+        }
+        let narrowed = args("-a always,exit -F arch=b64 -S execve -k exec -F exe=/tmp/x/probe");
+        assert_eq!(
+            p[4],
+            Step::Load {
+                line: 5,
+                text: "-a always,exit -F arch=b64 -S execve -k exec".into(),
+                args: narrowed.clone(),
+                undo: args("-d always,exit -F arch=b64 -S execve -k exec -F exe=/tmp/x/probe"),
+                scoped: true,
+            }
+        );
+        // never and exclude rules act as written.
+        assert!(
+            matches!(&p[5], Step::Load { args: a, scoped: false, .. } if *a == args("-a never,exit -F arch=b32 -S execve"))
+        );
+        assert!(
+            matches!(&p[6], Step::Load { args: a, scoped: false, .. } if *a == args("-a always,exclude -F msgtype=EXECVE"))
+        );
+        // A deletion is translated exactly like the rule it names, so the kernel finds it.
+        assert!(matches!(&p[7], Step::Delete { args: a, .. } if a[1..] == narrowed[1..]));
+        assert!(matches!(&p[8], Step::Load { args: a, scoped: true, .. }
+            if *a == args("-a always,exit -F path=/nonexistent/f -F perm=wa -F exe=/tmp/x/probe -k shadow")));
+        // -e 2 is never loaded: said so, and loaded as -e 1.
+        assert!(matches!(&p[9], Step::LeftOut { line: 10, .. }));
+        assert!(matches!(
+            &p[10],
+            Step::Enable {
+                line: 10,
+                flag: 1,
+                ..
+            }
+        ));
+        assert_eq!(p.len(), 11);
+    }
+
+    #[test]
+    fn records_are_read_from_the_raw_part_of_enriched_lines() {
+        let r = parse_log("type=EXECVE msg=audit(1.2:3): argc=2 a0=\"/tmp/p\" a1=\"m\"\u{1d}X=y\n");
+        assert_eq!(r[0].kind, "EXECVE");
+        assert_eq!(r[0].get("a1").map(String::as_str), Some("\"m\""));
+        assert_eq!(r[0].get("X"), None);
+    }
 }
