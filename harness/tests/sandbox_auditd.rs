@@ -6,6 +6,13 @@
 mod sandbox_support;
 use sandbox_support::*;
 
+/// The tests here compare the kernel's audit state before and after a run: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn audit_state() -> (String, String) {
     let s = std::process::Command::new("auditctl")
         .arg("-s")
@@ -70,6 +77,7 @@ const EXECS: [&str; 12] = [
 #[test]
 fn the_complete_rule_file_records_every_exec_the_model_promises_and_the_audit_state_is_restored() {
     require_root();
+    let _serial = serial();
     let (code, status, ev) = auditd(&["--host", "meeka"]);
     assert_eq!((code, status.as_str()), (0, "pass"), "{ev}");
     for x in EXECS {
@@ -96,6 +104,7 @@ fn the_complete_rule_file_records_every_exec_the_model_promises_and_the_audit_st
 #[test]
 fn an_exclude_rule_as_written_drops_every_execve_record_and_the_check_fails() {
     require_root();
+    let _serial = serial();
     let root = repo_root();
     let (_d, m) = module(&format!(
         "{{ lib, ... }}: {{ imports = [ {}/examples/meeka ]; security.audit.rules = lib.mkAfter [ \"-a always,exclude -F msgtype=EXECVE\" ]; }}",
@@ -123,6 +132,7 @@ fn an_exclude_rule_as_written_drops_every_execve_record_and_the_check_fails() {
 #[test]
 fn the_check_fails_where_the_kernel_records_what_the_model_says_it_does_not() {
     require_root();
+    let _serial = serial();
     // The model cannot evaluate ppid, so it counts this never rule as suppressing; the kernel
     // evaluates it, the probe's parent is not pid 1, and the exec is recorded.
     let root = repo_root();
@@ -150,6 +160,7 @@ fn the_check_fails_where_the_kernel_records_what_the_model_says_it_does_not() {
 #[test]
 fn a_locking_file_is_loaded_unlocked_and_an_unlocked_one_is_caught_where_the_lock_is_promised() {
     require_root();
+    let _serial = serial();
     let (code, status, ev) = auditd(&["--host", "bastion"]);
     assert_eq!((code, status.as_str()), (0, "pass"), "{ev}");
     assert!(
@@ -173,6 +184,7 @@ fn a_locking_file_is_loaded_unlocked_and_an_unlocked_one_is_caught_where_the_loc
 #[test]
 fn the_auditd_check_is_off_unless_asked_for() {
     require_root();
+    let _serial = serial();
     let (code, r) = sandbox_json(&["--host", "meeka"]);
     assert_eq!(code, 0, "{r:#}");
     assert!(r["permutations"][0]["checks"]
@@ -185,6 +197,7 @@ fn the_auditd_check_is_off_unless_asked_for() {
 #[test]
 fn the_foreign_exec_watcher_alerts_under_the_units_arguments_and_the_audit_state_is_restored() {
     require_root();
+    let _serial = serial();
     let before = audit_state();
     let (code, r) = sandbox_json(&["--host", "meeka", "--checks", "execwatch"]);
     let c = check(&r, "execwatch");
@@ -203,4 +216,80 @@ fn the_foreign_exec_watcher_alerts_under_the_units_arguments_and_the_audit_state
         assert!(ev.contains(needle), "{needle}: {ev}");
     }
     assert_eq!(audit_state(), before, "audit state changed");
+}
+
+#[test]
+fn a_run_killed_with_rules_loaded_is_undone_by_the_next_sweep() {
+    require_root();
+    let _serial = serial();
+    let before = audit_state();
+    let state = std::path::PathBuf::from(format!(
+        "/var/lib/paranoid-sandbox-test-audit-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("paranoid-harness");
+    let sweep = || {
+        std::process::Command::new(&bin)
+            .args(["sandbox", "--sweep", "--state-dir"])
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    // Dropping user messages keeps the check waiting for its sentinel (5 s) with every rule
+    // loaded, as written (the exclude rule) and narrowed to the probe: the kill lands there.
+    let root = repo_root();
+    let (_d, m) = module(&format!(
+        "{{ lib, ... }}: {{ imports = [ {}/examples/meeka ]; security.audit.rules = lib.mkAfter [ \"-a always,exclude -F msgtype=USER\" ]; }}",
+        root.display()
+    ));
+    let mut child = std::process::Command::new(&bin)
+        .args([
+            "sandbox", "--module", &m, "--checks", "auditd", "--format", "json",
+        ])
+        .arg("--paranoid")
+        .arg(&root)
+        .arg("--state-dir")
+        .arg(&state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let loaded = loop {
+        let (_, rules) = audit_state();
+        if rules.contains("msgtype=USER") && rules.contains("-probe") {
+            break rules;
+        }
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            sweep();
+            let _ = std::fs::remove_dir_all(&state);
+            panic!("the run never loaded its rules: {rules}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    child.kill().unwrap(); // SIGKILL: no guard runs
+    child.wait().unwrap();
+    assert_ne!(
+        audit_state(),
+        before,
+        "the kill left nothing to undo: {loaded}"
+    );
+    let out = sweep();
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_dir_all(&state);
+    assert_eq!(
+        audit_state(),
+        before,
+        "the sweep did not restore the audit state: {report}"
+    );
+    assert!(
+        report.contains("removed audit-rule-undo -d always,exclude -F msgtype=USER"),
+        "{report}"
+    );
+    assert!(report.contains("ended processes"), "{report}");
 }
