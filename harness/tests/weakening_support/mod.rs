@@ -72,8 +72,7 @@ pub fn catalogue() -> Vec<Entry> {
         "checks/weakenings.nix does not evaluate: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout)
-        .expect("the catalogue's metadata is JSON of the documented shape")
+    serde_json::from_slice(&out.stdout).expect("the catalogue's metadata is JSON of the documented shape")
 }
 
 /// `<base>` alone, or with the setup of `with_setup_of`: what an entry starts from.
@@ -97,10 +96,7 @@ pub fn base_text(base: &str, with_setup_of: Option<&Entry>) -> String {
 pub fn entry_text(e: &Entry) -> String {
     let repo = repo().display().to_string();
     let setup = if e.setup {
-        format!(
-            "{{ _file = \"checks/weakenings.nix#{id} (setup)\"; imports = [ entry.setup ]; }}",
-            id = e.id
-        )
+        format!("{{ _file = \"checks/weakenings.nix#{id} (setup)\"; imports = [ entry.setup ]; }}", id = e.id)
     } else {
         String::new()
     };
@@ -152,12 +148,7 @@ impl Checked {
                 format!(
                     "[{}] {}",
                     v["invariant"].as_str().unwrap_or("?"),
-                    v["message"]
-                        .as_str()
-                        .unwrap_or("")
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
+                    v["message"].as_str().unwrap_or("").chars().take(200).collect::<String>()
                 )
             })
             .collect();
@@ -171,16 +162,8 @@ impl Checked {
         format!(
             "check exited {:?}; {}{}",
             self.code,
-            if msgs.is_empty() {
-                "no violation".into()
-            } else {
-                msgs.join("; ")
-            },
-            if err.is_empty() {
-                String::new()
-            } else {
-                format!("; stderr: {err}")
-            }
+            if msgs.is_empty() { "no violation".into() } else { msgs.join("; ") },
+            if err.is_empty() { String::new() } else { format!("; stderr: {err}") }
         )
     }
 }
