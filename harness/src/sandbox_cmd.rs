@@ -67,7 +67,7 @@ pub struct SandboxArgs {
     /// Comma-separated checks to run: sshd,ssh-audit,nix-daemon,mounts,firewall,units,sudo (and auditd, execwatch).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub checks: Option<Vec<String>>,
-    /// Also run the auditd and execwatch checks (load a uid-scoped execve rule into the kernel for a moment).
+    /// Also run the auditd and execwatch checks (load the configuration's audit rules, narrowed to a probe, into the kernel for a moment).
     #[arg(long)]
     pub with_auditd: bool,
     /// Run checks even on configurations whose NixOS assertions fail (they would not build).

@@ -123,7 +123,7 @@ let
     in
     {
       id = "${s.actor}, ${s.arch} ${s.syscall}";
-      inherit (s) actor arch syscall auid;
+      inherit (s) actor arch syscall uid auid;
       syscallRecord = recorded && dropped "SYSCALL" == [ ];
       execveRecord = recorded && dropped "EXECVE" == [ ];
       decidedBy = if taskNever != [ ] then show (head taskNever) else if first == null then null else show first;

@@ -31,6 +31,9 @@ pub enum Resource {
     AuditRule(String),
     /// The audit enabled flag before the run changed it.
     AuditEnabled(u8),
+    /// The `auditctl` arguments that delete an audit rule the auditd check loaded from a
+    /// configuration (it may carry no run id: the journal it is in is the run's).
+    AuditRuleUndo(String),
     /// A private audit daemon (its pid, found again through the run marker).
     Dir(PathBuf),
 }
@@ -43,6 +46,7 @@ impl Resource {
             Resource::Netns(n) => format!("netns {n}"),
             Resource::AuditRule(r) => format!("audit-rule {r}"),
             Resource::AuditEnabled(e) => format!("audit-enabled {e}"),
+            Resource::AuditRuleUndo(r) => format!("audit-rule-undo {r}"),
             Resource::Dir(p) => format!("dir {}", p.display()),
         }
     }
@@ -54,6 +58,7 @@ impl Resource {
             "netns" => Resource::Netns(rest.into()),
             "audit-rule" => Resource::AuditRule(rest.into()),
             "audit-enabled" => Resource::AuditEnabled(rest.parse().ok()?),
+            "audit-rule-undo" => Resource::AuditRuleUndo(rest.into()),
             "dir" => Resource::Dir(rest.into()),
             _ => return None,
         })
@@ -252,6 +257,14 @@ pub fn undo(r: &Resource, id: &str, cancel: &Cancel) -> Result<(), String> {
                 if !o.ok() {
                     return Err(format!("auditctl -d: {}", o.digest(2)));
                 }
+            }
+            Ok(())
+        }
+        Resource::AuditRuleUndo(args) if args.starts_with("-d ") => {
+            let o = run(Cmd::new("auditctl").args(args.split_whitespace()))?;
+            // Already gone (the configuration's own `-d` or `-D` deleted it) is done.
+            if !o.ok() && !o.all().contains("No such file or directory") {
+                return Err(format!("auditctl {args}: {}", o.digest(2)));
             }
             Ok(())
         }

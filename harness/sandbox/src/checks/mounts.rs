@@ -505,6 +505,41 @@ fn mount_and_probe(
         o.ok(),
     );
 
+    // The root of a tmpfs / (amnesia): its mode is the last `mode=` the kernel took. A root
+    // any user can write to is what paranoid.amnesia promises it is not (mode=755).
+    if mounted
+        .iter()
+        .any(|e| e.m.mount_point == "/" && matches!(e.how, How::Memory))
+    {
+        let mode = std::fs::metadata(prefix)
+            .map_err(|e| format!("stat {}: {e}", prefix.display()))?
+            .permissions()
+            .mode()
+            & 0o7777;
+        let world_writable = mode & 0o002 != 0;
+        let promised = p.knob_bool("amnesia.enable");
+        rec.step(
+            format!(
+                "/: the kernel gives the tmpfs root mode {mode:o}{}",
+                if promised {
+                    " (paranoid.amnesia promises a root only root can write to)"
+                } else {
+                    ""
+                }
+            ),
+            format!("stat -c %a {}", prefix.display()),
+            format!(
+                "{mode:o}: {}",
+                if world_writable {
+                    "every user can create files in /"
+                } else {
+                    "not world-writable"
+                }
+            ),
+            !(promised && world_writable),
+        );
+    }
+
     // findmnt's own verification of the table as mounted here.
     let tabfile = prefix.with_file_name("fstab.mounted");
     std::fs::write(&tabfile, &tab).map_err(|e| e.to_string())?;
