@@ -438,6 +438,25 @@
     module = { networking.firewall.extraInputRules = "tcp dport 22 accept"; };
   }
   {
+    id = "firewall-extra-input-rules-own-interface";
+    base = "bastion";
+    invariant = "vpn.ssh-not-global";
+    route = "networking.firewall.extraInputRules: `iifname eth0 tcp dport 22 accept`, an interface named nowhere but in the rule";
+    source = "a new user's trial: the model probed only the interfaces the options name";
+    observable = "firewall";
+    module = { networking.firewall.extraInputRules = "iifname eth0 tcp dport 22 accept"; };
+  }
+  {
+    id = "firewall-extra-input-rules-wildcard";
+    base = "meeka";
+    invariant = "vpn.ssh-not-global";
+    route = "networking.firewall.extraInputRules: `iifname \"en*\" tcp dport 22 accept`, a wildcard the uplink's name may match";
+    source = "nftables(8) iifname wildcards";
+    observable = null;
+    why = "whether the wildcard reaches the uplink depends on the name the real uplink has; the sandbox's uplink has a name of its own";
+    module = { networking.firewall.extraInputRules = "iifname \"en*\" tcp dport 22 accept"; };
+  }
+  {
     id = "firewall-openfirewall-forced";
     base = "meeka";
     invariant = "vpn.ssh-not-global";

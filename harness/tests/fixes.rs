@@ -47,13 +47,14 @@ const HUMAN: &[(&str, &str, &str)] = &[
     ("nix-daemon-nix-config-env", "nix.trusted-users", "systemd.services.nix-daemon.environment.NIX_CONFIG"),
     // A free-text nftables rule: restrict it to the VPN interface, or drop it.
     ("firewall-extra-input-rules", "vpn.ssh-not-global", "networking.firewall.extraInputRules"),
+    ("firewall-extra-input-rules-own-interface", "vpn.ssh-not-global", "networking.firewall.extraInputRules"),
+    ("firewall-extra-input-rules-wildcard", "vpn.ssh-not-global", "networking.firewall.extraInputRules"),
     ("firewall-extra-input-rules-unreadable", "vpn.judged", "networking.firewall.extraInputRules"),
     // sudoers free text: the NOPASSWD rule, the Defaults line, the @includedir.
     ("sudo-extraconfig-nopasswd", "sudo.mode", "security.sudo.extraConfig"),
     ("sudo-defaults-not-authenticate", "sudo.mode", "security.sudo.extraConfig"),
     ("sudo-includedir", "sudo.judged", "security.sudo.extraConfig"),
     // A NOPASSWD rule among the host's extraRules: which rule to change is the owner's call.
-    // (Not flagged on the offline surface today, whose /etc/sudoers lacks extraRules.)
     ("sudo-extra-rule-nopasswd", "sudo.mode", "security.sudo.extraRules"),
     // A sudoers rule for someone outside wheel: remove it, or put the account in wheel.
     ("sudo-rule-for-non-wheel-user", "sudo.mode", "security.sudo-rs.extraRules"),

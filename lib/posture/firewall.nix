@@ -103,7 +103,7 @@ let
     port: iface:
     concatMap (r:
       let
-        ifaceOk = r.rule.ifaces == null || elem iface r.rule.ifaces;
+        ifaceOk = r.rule.ifaces == null || any (p: ifaceMatches p iface) r.rule.ifaces;
         portOk = r.rule.ports == null || any (p: p.from <= port && port <= p.to) r.rule.ports;
       in
       optional (builtins.isAttrs r.rule && ifaceOk && portOk) {
@@ -118,7 +118,16 @@ let
 
   # ---- per port and interface -------------------------------------------------------------------
 
-  interfaces = unique (network.named ++ [ network.loopback network.uplink ]);
+  # An interface name in a rule: exact, or a wildcard (nftables `en*`, iptables `en+`), which
+  # can match the uplink whatever its name.
+  ifaceMatches = p: i:
+    let stem = lib.removeSuffix "*" (lib.removeSuffix "+" p); in
+    p == i || (stem != p && (i == network.uplink || lib.hasPrefix stem i));
+  # Every interface the configuration names, in its options or only inside a rule of its own
+  # (`iifname eth0 accept`), then the loopback and one unnamed uplink.
+  ruleIfaces = filter (i: !(lib.hasSuffix "*" i || lib.hasSuffix "+" i))
+    (concatMap (r: if builtins.isAttrs r.rule && r.rule.ifaces != null then r.rule.ifaces else [ ]) parsedFree);
+  interfaces = unique (network.named ++ ruleIfaces ++ [ network.loopback network.uplink ]);
   isPublic = i: i != network.loopback && i != network.vpn;
 
   listeningOn = port: iface: any (l: l.port == port && (l.address == null || l.interface == iface)) sshd.listeners;
