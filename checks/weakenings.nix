@@ -257,6 +257,17 @@
     module = { lib, ... }: { users.users.cadey.hashedPasswordFile = lib.mkForce "/etc/secrets/cadey.hash"; };
   }
   {
+    id = "admin-password-file-dot-dot";
+    base = "meeka";
+    invariant = "admin.path";
+    route = "users.users.<admin>.hashedPasswordFile = \"/nix/persist/../../tmp/cadey.hash\": under the persist path as written, on the tmpfs root once `..` is walked";
+    source = "a new user's trial: paths were compared as strings";
+    observable = null;
+    why = "a reboot of an amnesiac root is what loses the file: only the VM tier reboots";
+    setup = { paranoid.ssh.permitRootLogin = "no"; };
+    module = { lib, ... }: { users.users.cadey.hashedPasswordFile = lib.mkForce "/nix/persist/../../tmp/cadey.hash"; };
+  }
+  {
     id = "admin-vpn-only-without-vpn";
     base = "bastion";
     invariant = "admin.path";

@@ -16,6 +16,14 @@ rec {
 
   isUnder = dir: path: dir == "/" || path == dir || lib.hasPrefix (lib.removeSuffix "/" dir + "/") path;
 
+  # An absolute path with `.`, `..` and repeated slashes resolved lexically, as the kernel walks
+  # it when no component is a symlink: "/var/lib/../../tmp/x" is "/tmp/x". Symlinks are not
+  # followed (offline there is no file system to ask).
+  normalisePath = path:
+    "/" + lib.concatStringsSep "/" (lib.foldl' (acc: c:
+      if c == "" || c == "." then acc else if c == ".." then lib.take (lib.length acc - 1) acc else acc ++ [ c ])
+      [ ] (lib.splitString "/" path));
+
   # The enabled fileSystems entry that contains `path` (longest mount point prefix), or null.
   mountOf =
     fileSystems: path:

@@ -35,12 +35,27 @@ pub struct EvalRequest {
     pub timeout: u64,
 }
 
+/// A `--module` argument: a NixOS module file, or a directory with a default.nix. A flake is
+/// refused (exit 2) with the way to check it: its outputs are no module, and evaluating it as
+/// one reports `inputs` and `outputs` as options.
+fn module_file(m: PathBuf) -> Result<PathBuf> {
+    let is_flake = m.file_name().is_some_and(|n| n == "flake.nix")
+        || (m.is_dir() && m.join("flake.nix").is_file() && !m.join("default.nix").is_file());
+    if is_flake {
+        return Err(Error::Usage(format!(
+            "--module {}: this is a flake, not a NixOS module. Pass the module files its nixosConfigurations list (one module that imports them: {{ imports = [ ./configuration.nix ./paranoid.nix ]; }}), or, with full nixpkgs, check --flake DIR#HOST",
+            m.display()
+        )));
+    }
+    Ok(m)
+}
+
 /// `eval`: one host's or module's projection; 6 when its NixOS assertions fail.
 pub fn eval(req: EvalRequest) -> Result<u8> {
     let flake = find_flake(req.flake)?;
     let target = match (req.host, req.module) {
         (Some(h), None) => eval_cmd::EvalTarget::Host(h),
-        (None, Some(m)) => eval_cmd::EvalTarget::Module(m),
+        (None, Some(m)) => eval_cmd::EvalTarget::Module(module_file(m)?),
         _ => {
             return Err(Error::Usage(
                 "give exactly one of --host or --module".into(),
@@ -138,7 +153,7 @@ pub struct CheckRequest {
 pub fn check(req: CheckRequest) -> Result<u8> {
     let paranoid = find_flake(req.paranoid)?;
     let target = match (req.module, req.flake) {
-        (Some(m), None) => check::Target::Module(m),
+        (Some(m), None) => check::Target::Module(module_file(m)?),
         (None, Some(f)) => check::Target::parse_flake_host(&f)?,
         _ => {
             return Err(Error::Usage(

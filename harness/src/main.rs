@@ -89,15 +89,19 @@ enum Command {
     },
     /// Evaluate a reference host or a module file and print its projection.
     Eval {
+        /// A reference host of paranoid's flake (`lib.hosts`: meeka, bastion).
         #[arg(long, conflicts_with = "module", required_unless_present = "module")]
         host: Option<String>,
+        /// A NixOS module file, or a directory with a default.nix (evaluated offline on the
+        /// surface, paranoid's modules imported).
         #[arg(long)]
         module: Option<PathBuf>,
         #[command(flatten)]
         flake: FlakeArg,
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
-        #[arg(long, default_value_t = 300)]
+        /// How long the evaluation may take, in seconds.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
         timeout: u64,
     },
     /// Print a plan's rows (and prove pairwise coverage) without evaluating anything.
@@ -127,7 +131,8 @@ enum Command {
     },
     /// Check someone's host against the invariants; exit 0 only when clean.
     Check {
-        /// A NixOS module file (evaluated offline on the surface, paranoid's modules imported).
+        /// A NixOS module file, or a directory with a default.nix (evaluated offline on the
+        /// surface, paranoid's modules imported).
         #[arg(long, conflicts_with = "flake", required_unless_present = "flake")]
         module: Option<PathBuf>,
         /// REF#host: nixosConfigurations.<host> of a flake (needs full nixpkgs).
@@ -142,7 +147,8 @@ enum Command {
         profile: String,
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
-        #[arg(long, default_value_t = 300)]
+        /// How long the evaluation may take, in seconds.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
         timeout: u64,
     },
     /// One nix process per permutation vs batched over the pool, side by side.

@@ -518,9 +518,27 @@ fn the_quick_start_evaluates_clean_as_its_flake_lists_it() {
         p["assertions"]
     );
     assert_eq!(p["knobs"]["users.immutable"], true, "the profile sets it");
+    // The README's command for it: the directory's default.nix imports the same two modules.
+    let (code, report, err) = common::check_module(&repo().join("examples/quickstart"), "paranoid");
+    assert_eq!(code, Some(0), "check --module examples/quickstart: {report:#} {err}");
     assert_eq!(
         p["options"]["users.mutableUsers"], false,
         "{}",
         p["options"]["users.mutableUsers"]
     );
+}
+
+/// A flake handed to --module is refused with the way to check it, not judged as a module
+/// whose options are `inputs` and `outputs`.
+#[test]
+fn a_flake_given_as_a_module_is_a_usage_error_naming_the_way() {
+    for cmd in ["check", "eval"] {
+        let out = harness()
+            .args([cmd, "--module"])
+            .arg(repo().join("examples/quickstart/flake.nix"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", stderr(&out));
+        assert!(stderr(&out).contains("this is a flake, not a NixOS module") && stderr(&out).contains("--flake DIR#HOST"), "{}", stderr(&out));
+    }
 }

@@ -38,8 +38,8 @@ rec {
 
   # Whether a file at `path` is still there after a reboot.
   survives =
-    path:
-    let fs = mountOf path; in
+    raw:
+    let path = h.normalisePath raw; fs = mountOf path; in
     any (d: h.isUnder d path) secretManagerPaths
     || (fs != null && !(elem fs.fsType volatileTypes))
     || any (d: h.isUnder d path) persistedDirs
