@@ -122,6 +122,7 @@ pub fn prepare(flake: &Path) -> Result<()> {
             flake.display()
         )));
     }
+    refuse_unsafe_checkout(flake)?;
     let fresh = !dir.exists();
     std::fs::create_dir_all(dir).map_err(|e| {
         Error::Environment(format!(
@@ -152,6 +153,33 @@ pub fn prepare(flake: &Path) -> Result<()> {
         );
     }
     done.push(flake.to_path_buf());
+    Ok(())
+}
+
+/// Nix reads a git checkout with git, which refuses one another user owns ("dubious
+/// ownership", git-config(1) safe.directory) and leaves Nix to fail with a usage dump. Say so,
+/// with the fix, before Nix runs. Trusting the checkout stays the user's decision.
+fn refuse_unsafe_checkout(flake: &Path) -> Result<()> {
+    if !flake.join(".git").exists() {
+        return Ok(());
+    }
+    let Ok(out) = std::process::Command::new("git")
+        .arg("-C")
+        .arg(flake)
+        .args(["rev-parse", "--git-dir"])
+        .output()
+    else {
+        return Ok(());
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && err.contains("dubious ownership") {
+        return Err(Error::Environment(format!(
+            "git refuses the paranoid checkout {} for this user (another user owns it: \"dubious ownership\"), so Nix cannot read it. \
+             Trust it with `git config --global --add safe.directory {}`, or use a clone of your own",
+            flake.display(),
+            flake.display()
+        )));
+    }
     Ok(())
 }
 

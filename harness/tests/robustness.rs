@@ -621,6 +621,12 @@ fn an_unprivileged_user_evaluates_in_a_private_store_and_the_sandbox_says_it_nee
     let r: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(r["ok"], true, "{r:#}");
 
+    // The checkout root owns (this repository): git refuses it for this user, so Nix could not
+    // read it; the harness says so, with how to trust it, instead of Nix's usage dump.
+    let (code, _, err) = user.run(&bin, &repo(), &[], &["eval", "--host", "meeka"]);
+    assert_eq!(code, Some(7), "{err}");
+    assert!(err.contains("dubious ownership") && err.contains("safe.directory"), "{err}");
+
     // The system store, asked for explicitly: Nix may not use it; the message says what would do.
     let (code, out, err) = user.run(
         &bin,
