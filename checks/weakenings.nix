@@ -373,6 +373,47 @@
     why = "the included file does not exist on the build machine: no program can say what it would set";
     module = { nix.extraOptions = "!include /var/lib/nix/local.conf\n"; };
   }
+  # The daemon's environment as systemd builds it: serviceConfig's own Environment= lines (after
+  # `environment`'s, so they win), an EnvironmentFile= and variables that send Nix elsewhere.
+  {
+    id = "nix-daemon-serviceconfig-environment";
+    base = "meeka";
+    invariant = "nix.trusted-users";
+    route = "systemd.services.nix-daemon.serviceConfig.Environment: a systemd-quoted NIX_CONFIG assignment, rendered after `environment`'s lines";
+    source = "new-user trial n05; systemd.exec(5) Environment=; nixos/lib/systemd-lib.nix serviceToUnit";
+    observable = "nix-daemon";
+    module = { systemd.services.nix-daemon.serviceConfig.Environment = [ "\"NIX_CONFIG=trusted-users = root cadey\"" ]; };
+  }
+  {
+    id = "nix-daemon-environment-file";
+    base = "bastion";
+    invariant = "nix.judged";
+    route = "systemd.services.nix-daemon.serviceConfig.EnvironmentFile: systemd reads NIX_CONFIG (or NIX_CONF_DIR) from a file when it starts the daemon";
+    source = "new-user trial n11; systemd.exec(5) EnvironmentFile=";
+    observable = null;
+    why = "the file is read by systemd at run time; the sandbox runs the daemon itself, with the rendered nix.conf and NIX_CONFIG only";
+    module = { systemd.services.nix-daemon.serviceConfig.EnvironmentFile = "/run/secrets/nix-daemon.env"; };
+  }
+  {
+    id = "nix-daemon-conf-dir";
+    base = "meeka";
+    invariant = "nix.judged";
+    route = "systemd.services.nix-daemon.environment.NIX_CONF_DIR: the daemon reads another nix.conf than /etc/nix/nix.conf (none at all: allowed-users falls back to *)";
+    source = "new-user trial n12; nix.conf(5) NIX_CONF_DIR";
+    observable = null;
+    why = "the directory is filled at run time (or not at all); the sandbox gives the daemon the rendered /etc/nix/nix.conf";
+    module = { systemd.services.nix-daemon.environment.NIX_CONF_DIR = "/etc/nix-local"; };
+  }
+  {
+    id = "nix-daemon-user-conf-files";
+    base = "bastion";
+    invariant = "nix.judged";
+    route = "systemd.services.nix-daemon.environment.NIX_USER_CONF_FILES: the daemon also reads these files, after nix.conf";
+    source = "new-user trial n12; nix.conf(5) NIX_USER_CONF_FILES";
+    observable = null;
+    why = "the files are written at run time; the sandbox gives the daemon the rendered nix.conf and NIX_CONFIG only";
+    module = { systemd.services.nix-daemon.environment.NIX_USER_CONF_FILES = "/var/lib/nix/local.conf"; };
+  }
 
   # ---- firewall: where SSH can be reached ---------------------------------------------------------
 
@@ -733,6 +774,73 @@
     observable = null;
     why = "this kernel has no SELinux: the subject type the rule names cannot be produced here";
     module = { lib, ... }: { security.audit.rules = lib.mkBefore [ "-a never,exit -F arch=b64 -S execve -F subj_type=crond_t" ]; };
+  }
+  # Every place a foreign program runs from, and records reaching a log at all.
+  {
+    id = "audit-never-dir-home";
+    base = "meeka";
+    invariant = "audit.execve-rules";
+    route = "security.audit.rules = lib.mkBefore [ \"-a never,exit -F dir=/home\" ]: nothing run from a home directory is recorded";
+    source = "new-user trial a12; auditctl(8) dir=";
+    observable = null;
+    why = "the sandbox's auditd check runs its probe from below /tmp, which this rule spares; a probe in a home directory would need an account the sandbox does not create";
+    finding = "/home/cadey/paranoid-probe";
+    module = { lib, ... }: { security.audit.rules = lib.mkBefore [ "-a never,exit -F dir=/home" ]; };
+  }
+  {
+    id = "audit-never-dir-var-lib";
+    base = "bastion";
+    invariant = "audit.execve-rules";
+    route = "security.audit.rules: a never rule for execve below /var/lib, where services write and run";
+    source = "new-user trial x07; auditctl(8) dir=";
+    observable = null;
+    why = "the sandbox's auditd check runs its probe from below /tmp, which this rule spares";
+    finding = "/var/lib/paranoid-probe/paranoid-probe";
+    module = { lib, ... }: { security.audit.rules = lib.mkBefore [ "-a never,exit -F dir=/var/lib -S execve" ]; };
+  }
+  {
+    id = "audit-never-exe-not-probe";
+    base = "meeka";
+    invariant = "audit.execve-rules";
+    route = "security.audit.rules: a never rule for every executable but the model's /tmp probe";
+    source = "new-user trial x08; auditctl(8) exe!=";
+    observable = null;
+    why = "the sandbox's auditd check runs only the probe the rule spares";
+    finding = "/var/tmp/paranoid-probe";
+    module = { lib, ... }: { security.audit.rules = lib.mkBefore [ "-a never,exit -S execve -F exe!=/tmp/paranoid-probe" ]; };
+  }
+  {
+    id = "audit-rate-limit";
+    base = "meeka";
+    invariant = "audit.execve-rules";
+    route = "security.audit.rateLimit = 1 (`-r 1`): the kernel drops every record over one a second";
+    source = "new-user trial a10; auditctl(8) -r; kernel/audit.c audit_rate_check";
+    observable = null;
+    why = "which records the kernel drops over the rate depends on timing: the sandbox's execs cannot show it deterministically";
+    finding = "rate limit exceeded";
+    module = { security.audit.rateLimit = 1; };
+  }
+  {
+    id = "audit-rules-rate-limit";
+    base = "bastion";
+    invariant = "audit.execve-rules";
+    route = "security.audit.rules: a `-r 5` line after NixOS's own `-r 0`: the last one loaded counts";
+    source = "auditctl(8) -r";
+    observable = null;
+    why = "which records the kernel drops over the rate depends on timing: the sandbox's execs cannot show it deterministically";
+    finding = "rate limit exceeded";
+    module = { lib, ... }: { security.audit.rules = lib.mkAfter [ "-r 5" ]; };
+  }
+  {
+    id = "audit-auditd-off";
+    base = "meeka";
+    invariant = "audit.execve-rules";
+    route = "security.auditd.enable = lib.mkForce false: rules loaded, but no daemon takes the records; the kernel log's printk rate limit drops them";
+    source = "new-user trial a19; kernel/audit.c kauditd_printk_skb";
+    observable = null;
+    why = "the sandbox's auditd check runs its own auditd; the kernel log drops records only under load, not for its 12 execs";
+    finding = "security.auditd.enable = false";
+    module = { lib, ... }: { security.auditd.enable = lib.mkForce false; };
   }
 
   # ---- noexec -----------------------------------------------------------------------------------

@@ -137,10 +137,13 @@ let
         Wants = if s.wants == [ ] then null else lib.concatStringsSep " " s.wants;
         Requires = if s.requires == [ ] then null else lib.concatStringsSep " " s.requires;
       } // s.unitConfig;
-      environment = lib.mapAttrsToList (k: v: "\"${k}=${toString v}\"") (lib.filterAttrs (_: v: v != null) s.environment);
-      serviceSection = s.serviceConfig // lib.optionalAttrs (environment != [ ]) { Environment = environment; };
+      # systemd-lib.nix serviceToUnit: one JSON-quoted Environment= line per variable of
+      # globalEnvironment // environment, THEN serviceConfig (whose own Environment= lines come
+      # later, so systemd lets them override).
+      env = lib.filterAttrs (_: v: v != null) (toplevel.systemd.globalEnvironment // s.environment);
+      environment = lib.concatMapStrings (k: "Environment=${builtins.toJSON "${k}=${toString env.${k}}"}\n") (lib.attrNames env);
     in
-    "[Unit]\n" + render.unitSection unitSection + "\n[Service]\n" + render.unitSection serviceSection;
+    "[Unit]\n" + render.unitSection unitSection + "\n[Service]\n" + environment + render.unitSection s.serviceConfig;
 
   unitOpts = types.submodule {
     options.text = mkOption { type = types.nullOr types.str; default = null; description = "Text of the unit file."; };

@@ -15,14 +15,21 @@ pub struct Origin {
     #[serde(default)]
     pub files: Vec<String>,
     /// For a list value: the files that put each entry there.
-    #[serde(default, rename = "byEntry", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        rename = "byEntry",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub by_entry: BTreeMap<String, Vec<String>>,
 }
 
 impl Origin {
     /// The files that defined `entry`, if the origin knows, else every file.
     pub fn files_of(&self, entry: &str) -> &[String] {
-        self.by_entry.get(entry).map(Vec::as_slice).unwrap_or(&self.files)
+        self.by_entry
+            .get(entry)
+            .map(Vec::as_slice)
+            .unwrap_or(&self.files)
     }
 
     /// `services.openssh.extraConfig (in hosts/a.nix)`.
@@ -365,9 +372,45 @@ pub struct Audit {
     /// `audit=0`/`audit=off` last on the kernel command line: nothing is recorded until reboot.
     #[serde(rename = "kernelDisabled", default)]
     pub kernel_disabled: Option<KernelDisabled>,
+    /// The other places a foreign program runs from (a login user's 64-bit execve each).
+    #[serde(default)]
+    pub paths: Vec<ProbePath>,
+    /// `-r N` (N > 0) as loaded: the kernel drops records over N a second.
+    #[serde(rename = "rateLimit", default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Whether auditd runs (without it records go to the rate-limited kernel log).
+    #[serde(default = "yes")]
+    pub auditd: bool,
+    /// The files whose definitions of security.auditd.enable won.
+    #[serde(rename = "auditdFiles", default)]
+    pub auditd_files: Vec<String>,
     #[serde(rename = "execveAudited")]
     pub execve_audited: bool,
     pub judged: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProbePath {
+    pub exe: String,
+    pub actor: String,
+    pub recorded: bool,
+    #[serde(rename = "decidedBy")]
+    pub decided_by: Option<usize>,
+    #[serde(rename = "droppedBy")]
+    pub dropped_by: Vec<usize>,
+    pub uncertain: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimit {
+    pub value: String,
+    pub line: usize,
+    pub text: String,
+    pub origin: Origin,
 }
 
 #[derive(Debug, Clone, Deserialize)]

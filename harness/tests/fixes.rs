@@ -45,6 +45,7 @@ const HUMAN: &[(&str, &str, &str)] = &[
     // Free text in nix.extraOptions and the daemon's NIX_CONFIG: the line to drop is named.
     ("nix-extraoptions-trusted", "nix.trusted-users", "nix.extraOptions"),
     ("nix-daemon-nix-config-env", "nix.trusted-users", "systemd.services.nix-daemon.environment.NIX_CONFIG"),
+    ("nix-daemon-serviceconfig-environment", "nix.trusted-users", "systemd.services.nix-daemon.serviceConfig.Environment"),
     // A free-text nftables rule: restrict it to the VPN interface, or drop it.
     ("firewall-extra-input-rules", "vpn.ssh-not-global", "networking.firewall.extraInputRules"),
     ("firewall-extra-input-rules-own-interface", "vpn.ssh-not-global", "networking.firewall.extraInputRules"),

@@ -6,8 +6,13 @@
 #   decides (`always` records, `never` does not); no match records nothing;
 # - `exclude` list: any matching rule drops records of that type, whatever its action.
 # Each scenario is one concrete execve/execveat of /tmp/paranoid-probe by a login user, by root
-# and by a daemon, for both ABIs. A field this model cannot evaluate makes a `never`/`exclude`
-# rule count as matching (it might suppress) and an `always` rule as not matching.
+# and by a daemon, for both ABIs. `paths` judges the other places a foreign program can run
+# from (/var/tmp, /dev/shm, each login user's home and /run/user/<uid>, /root, /var/lib, /srv),
+# a 64-bit execve by the login user (root for /root), so a `never` rule aimed at one of them
+# (`-F dir=/home`, `-F exe!=/tmp/…`) is seen. A field this model cannot evaluate makes a
+# `never`/`exclude` rule count as matching (it might suppress) and an `always` rule as not
+# matching. A rate limit (`-r N`, N > 0) makes the kernel drop every record over N a second
+# (kernel/audit.c audit_log_end → audit_rate_check), execve records included.
 { lib, origin }:
 { config, options ? null, render }:
 let
@@ -24,6 +29,7 @@ let
     if elem t userRules then { option = "security.audit.rules"; files = origin.filesWhere rulesOpt (v: builtins.isList v && elem t (map lib.trim v)); }
     else if hasPrefix "-b" t then { option = "security.audit.backlogLimit"; files = [ ]; }
     else if hasPrefix "-e" t then { option = "security.audit.enable"; files = [ ]; }
+    else if hasPrefix "-r" t then { option = "security.audit.rateLimit"; files = origin.files (origin.at options [ "security" "audit" "rateLimit" ]); }
     else { option = "security.audit"; files = [ ]; };
 
   words = s: filter (x: x != "") (splitString " " (builtins.replaceStrings [ "\t" ] [ " " ] s));
@@ -49,7 +55,7 @@ let
             let m = builtins.match "([a-z_0-9]+)(!=|<=|>=|&=|=|<|>|&)(.*)" v; in
             go (acc // { fields = acc.fields ++ [ (if m == null then { field = v; op = "?"; value = ""; } else { field = elemAt m 0; op = elemAt m 1; value = elemAt m 2; }) ]; }) rest
           else if elem x [ "-k" "-p" "-w" "-W" "-b" "-f" "-r" "-e" "-c" "-i" "--backlog_wait_time" "--reset-lost" ] then
-            go (acc // lib.optionalAttrs (x == "-w") { op = "-w"; watch = v; } // lib.optionalAttrs (x == "-p") { perms = v; } // lib.optionalAttrs (x == "-e") { enableFlag = v; }) (if elem x [ "-i" "--reset-lost" ] then tail xs else rest)
+            go (acc // lib.optionalAttrs (x == "-w") { op = "-w"; watch = v; } // lib.optionalAttrs (x == "-p") { perms = v; } // lib.optionalAttrs (x == "-e") { enableFlag = v; } // lib.optionalAttrs (x == "-r") { rate = v; }) (if elem x [ "-i" "--reset-lost" ] then tail xs else rest)
           else if x == "-D" then go (acc // { op = "-D"; }) (tail xs)
           else go (acc // { unknown = acc.unknown ++ [ x ]; }) (tail xs);
     in
@@ -132,6 +138,26 @@ let
     };
   results = map decide scenarios;
 
+  # Every other place a foreign program can be run from, as a login user's 64-bit execve.
+  loginUsers = lib.sort (a: b: a.uid < b.uid) (lib.mapAttrsToList (name: u: { inherit name; home = u.home or "/home/${name}"; uid = if u.uid or null == null then 1000 else u.uid; })
+    (lib.filterAttrs (_: u: u.isNormalUser or false) (config.users.users or { })));
+  someone = if loginUsers == [ ] then { name = "a login user"; home = "/home/user"; uid = 1000; } else head loginUsers;
+  probe = dir: who: { inherit dir; exe = "${dir}/paranoid-probe"; actor = who.name; uid = who.uid; auid = who.uid; arch = "b64"; syscall = "execve"; success = true; };
+  probes =
+    [ (probe "/tmp" someone) (probe "/var/tmp" someone) (probe "/dev/shm" someone) (probe "/var/lib/paranoid-probe" someone) (probe "/srv" someone) ]
+    ++ concatMap (u: [ (probe u.home u) (probe "/run/user/${toString u.uid}" u) ]) (if loginUsers == [ ] then [ someone ] else loginUsers)
+    ++ [ (probe "/root" { name = "root"; uid = 0; }) ];
+  pathResults = map (s: let r = decide s; in {
+    inherit (s) exe actor;
+    recorded = r.syscallRecord && r.execveRecord;
+    inherit (r) decidedBy droppedBy uncertain;
+  }) probes;
+
+  # `-r N`: the last one loaded counts; 0 is no limit.
+  rateCmds = filter (c: c ? rate) commands;
+  rate = if rateCmds == [ ] then null else lib.last rateCmds;
+  rateLimit = if rate == null || num rate.rate == 0 then null else { value = rate.rate; inherit (rate) line text origin; };
+
   # The kernel's command line: `audit=0` or `audit=off` disables the subsystem "and can not be
   # enabled until the next reboot" (kernel-parameters.txt); each `audit=` is parsed in turn, so
   # the last one counts. No rule records anything then.
@@ -154,6 +180,14 @@ else
   deletions = map (c: { inherit (c) line text origin; }) (filter (c: elem c.op [ "-d" "-D" ]) commands);
   inherit kernelDisabled;
   scenarios = if kernelDisabled == null then results else map (r: r // { syscallRecord = false; execveRecord = false; }) results;
-  execveAudited = kernelDisabled == null && all (r: r.syscallRecord && r.execveRecord) results;
-  judged = !(any (r: r.uncertain) results);
+  paths = if kernelDisabled == null then pathResults else map (r: r // { recorded = false; }) pathResults;
+  # A rate limit over which the kernel drops records (null: none).
+  inherit rateLimit;
+  # Whether auditd runs: without it the kernel hands records to printk, which drops all but a
+  # few every 5 s under load (kernel/audit.c kauditd_printk_skb → printk_ratelimit), and nothing
+  # writes /var/log/audit: paranoid's "every execve logged" is not kept.
+  auditd = config.security.auditd.enable or false;
+  auditdFiles = origin.files (origin.at options [ "security" "auditd" "enable" ]);
+  execveAudited = kernelDisabled == null && all (r: r.syscallRecord && r.execveRecord) results && all (r: r.recorded) pathResults;
+  judged = !(any (r: r.uncertain) (results ++ pathResults));
 }

@@ -1,26 +1,31 @@
 //! Audit: does a program run from outside the store still leave its SYSCALL (with `exe=`) and
 //! EXECVE records, judged on the whole rule file in load order with the kernel's `task`,
-//! `exit` (first match) and `exclude` semantics (lib/posture/audit.nix).
+//! `exit` (first match) and `exclude` semantics (lib/posture/audit.nix), from /tmp and from
+//! every other place a foreign program runs from (`paths`); and do they reach a log: no rate
+//! limit (`-r`) dropping them, auditd running to take them.
 
 use serde_json::{json, Value};
 
 use super::{force, v, Posture, Proj, Violation};
 use crate::effective::{Audit, Effective};
 
+fn rule_text(line: usize, text: &str, origin: &crate::effective::Origin) -> String {
+    format!("`{text}` (line {line}, from {})", origin.describe())
+}
+
 fn rule(a: &Audit, line: usize) -> String {
     match a.rule(line) {
-        Some(r) => format!(
-            "`{}` (line {line}, from {})",
-            r.text,
-            r.origin.describe()
-        ),
+        Some(r) => format!("`{}` (line {line}, from {})", r.text, r.origin.describe()),
         None => format!("line {line}"),
     }
 }
 
 /// The execve rules paranoid.audit adds (modules/audit.nix), for a fix that must put them back.
 fn paranoid_rules(p: &Posture) -> Vec<String> {
-    let key = p.get("audit.key").map(crate::plan::plain).unwrap_or_else(|| "exec".into());
+    let key = p
+        .get("audit.key")
+        .map(crate::plan::plain)
+        .unwrap_or_else(|| "exec".into());
     ["b64", "b32"]
         .iter()
         .map(|arch| format!("-a always,exit -F arch={arch} -S execve -S execveat -k {key}"))
@@ -55,11 +60,20 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
         return out;
     };
     if let Some(k) = a.kernel_disabled.as_ref().filter(|_| execve_wanted) {
-        let files = if k.files.is_empty() { String::new() } else { format!(" (in {})", k.files.join(", ")) };
+        let files = if k.files.is_empty() {
+            String::new()
+        } else {
+            format!(" (in {})", k.files.join(", "))
+        };
         let kept: Vec<Value> = proj
             .opt("boot.kernelParams")
             .and_then(Value::as_array)
-            .map(|l| l.iter().filter(|p| !matches!(p.as_str(), Some("audit=0" | "audit=off"))).cloned().collect())
+            .map(|l| {
+                l.iter()
+                    .filter(|p| !matches!(p.as_str(), Some("audit=0" | "audit=off")))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         out.push(
             v(
@@ -81,14 +95,40 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
             .iter()
             .filter(|s| !(s.syscall_record && s.execve_record))
             .collect();
+        let missing_cases = missing.len();
+        let lost_paths: Vec<_> = a.paths.iter().filter(|p| !p.recorded).collect();
         let mut why = vec![];
+        let mut path_why = vec![];
         let mut culprits = std::collections::BTreeSet::new();
+        for s in &lost_paths {
+            let reason = if !s.dropped_by.is_empty() {
+                culprits.extend(s.dropped_by.iter().copied());
+                format!(
+                    "records dropped by {}",
+                    s.dropped_by
+                        .iter()
+                        .map(|l| rule(a, *l))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else if let Some(l) = s.decided_by {
+                culprits.insert(l);
+                format!("decided by {}", rule(a, l))
+            } else {
+                "no rule matches".to_string()
+            };
+            path_why.push(format!("{} run by {}: {reason}", s.exe, s.actor));
+        }
         for s in &missing {
             let reason = if !s.dropped_by.is_empty() {
                 culprits.extend(s.dropped_by.iter().copied());
                 format!(
                     "records dropped by {}",
-                    s.dropped_by.iter().map(|l| rule(a, *l)).collect::<Vec<_>>().join(", ")
+                    s.dropped_by
+                        .iter()
+                        .map(|l| rule(a, *l))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             } else if let Some(l) = s.decided_by {
                 culprits.insert(l);
@@ -99,7 +139,11 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
             why.push(format!(
                 "{}: {}{}",
                 s.id,
-                if s.syscall_record { "SYSCALL kept, EXECVE lost" } else { "no SYSCALL record" },
+                if s.syscall_record {
+                    "SYSCALL kept, EXECVE lost"
+                } else {
+                    "no SYSCALL record"
+                },
                 format!(" ({reason})")
             ));
         }
@@ -110,22 +154,49 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
         let mut user_rules: Vec<(String, Vec<String>)> = culprits
             .iter()
             .filter_map(|l| a.rule(*l))
-            .filter(|r| r.action.as_deref() == Some("never") || r.list.as_deref() == Some("exclude") || r.list.as_deref() == Some("task"))
+            .filter(|r| {
+                r.action.as_deref() == Some("never")
+                    || r.list.as_deref() == Some("exclude")
+                    || r.list.as_deref() == Some("task")
+            })
             .map(|r| (r.text.clone(), r.origin.files.clone()))
             .collect();
-        user_rules.extend(a.deletions.iter().filter(|d| from_option(&d.origin)).map(|d| (d.text.clone(), d.origin.files.clone())));
+        user_rules.extend(
+            a.deletions
+                .iter()
+                .filter(|d| from_option(&d.origin))
+                .map(|d| (d.text.clone(), d.origin.files.clone())),
+        );
         let current: Vec<String> = proj
             .opt("security.audit.rules")
             .and_then(Value::as_array)
-            .map(|l| l.iter().filter_map(Value::as_str).map(|r| r.trim().to_string()).collect())
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .map(|r| r.trim().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
-        let missing: Vec<String> = paranoid_rules(p).into_iter().filter(|r| !current.contains(r)).collect();
-        let files = |fs: &[String]| if fs.is_empty() { String::new() } else { format!(" (in {})", fs.join(", ")) };
+        let missing: Vec<String> = paranoid_rules(p)
+            .into_iter()
+            .filter(|r| !current.contains(r))
+            .collect();
+        let files = |fs: &[String]| {
+            if fs.is_empty() {
+                String::new()
+            } else {
+                format!(" (in {})", fs.join(", "))
+            }
+        };
         let mut fixes = vec![];
         if !user_rules.is_empty() {
             fixes.push(format!(
                 "remove {} from security.audit.rules{}",
-                user_rules.iter().map(|(r, _)| format!("`{r}`")).collect::<Vec<_>>().join(", "),
+                user_rules
+                    .iter()
+                    .map(|(r, _)| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 files(&user_rules[0].1)
             ));
         }
@@ -153,20 +224,96 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
                 .collect();
             vec![force("security.audit.rules", Value::Array(kept))]
         };
+        let mut lost = vec![];
+        if !why.is_empty() {
+            lost.push(format!(
+                "a program run from /tmp is not fully recorded in {} of {} cases: {}",
+                missing_cases,
+                a.scenarios.len(),
+                why.join("; ")
+            ));
+        }
+        if !path_why.is_empty() {
+            lost.push(format!(
+                "a program run from {} of the {} places a foreign program can run from is not recorded: {}",
+                lost_paths.len(),
+                a.paths.len(),
+                path_why.join("; ")
+            ));
+        }
         out.push(
             v(
                 "audit.execve-rules",
                 format!(
-                    "with {} and {}, a program run from /tmp is not fully recorded in {} of {} cases: {}",
+                    "with {} and {}, {}",
                     p.show("audit.enable"),
                     p.show("audit.execve"),
-                    missing.len(),
-                    a.scenarios.len(),
-                    why.join("; ")
+                    lost.join("; and ")
                 ),
                 p.fix("audit", "audit.enable", fix),
             )
             .applying(apply),
+        );
+    }
+    if let Some(r) = a.rate_limit.as_ref().filter(|_| execve_wanted) {
+        let files = if r.origin.files.is_empty() {
+            String::new()
+        } else {
+            format!(" (in {})", r.origin.files.join(", "))
+        };
+        let (fix, apply) = if r.origin.option == "security.audit.rateLimit" {
+            (
+                format!("remove the definition of security.audit.rateLimit{files} (0, the default, is no limit; paranoid.audit.backlogLimit absorbs bursts)"),
+                vec![force("security.audit.rateLimit", json!(0))],
+            )
+        } else {
+            let kept: Vec<Value> = proj
+                .opt("security.audit.rules")
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter(|x| x.as_str().map(str::trim) != Some(r.text.as_str()))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                format!("remove `{}` from {}{files}", r.text, r.origin.option),
+                vec![force("security.audit.rules", Value::Array(kept))],
+            )
+        };
+        out.push(
+            v(
+                "audit.execve-rules",
+                format!(
+                    "with {} and {}, {} makes the kernel drop every audit record over {} a second (kernel/audit.c audit_rate_check: \"rate limit exceeded\"): a burst of program starts is not recorded",
+                    p.show("audit.enable"),
+                    p.show("audit.execve"),
+                    rule_text(r.line, &r.text, &r.origin),
+                    r.value
+                ),
+                p.fix("audit", "audit.enable", fix),
+            )
+            .applying(apply),
+        );
+    }
+    if execve_wanted && !a.auditd {
+        let files = if a.auditd_files.is_empty() {
+            String::new()
+        } else {
+            format!(" (in {})", a.auditd_files.join(", "))
+        };
+        out.push(
+            v(
+                "audit.execve-rules",
+                format!(
+                    "with {} and {}, security.auditd.enable = false: no daemon takes the records, so the kernel hands them to the kernel log through printk's rate limit (kernel/audit.c kauditd_printk_skb: \"callbacks suppressed\"), which drops all but a few every 5 seconds, and nothing writes /var/log/audit: a burst of program starts is not recorded",
+                    p.show("audit.enable"),
+                    p.show("audit.execve")
+                ),
+                p.fix("audit", "audit.enable", format!("remove the definition of security.auditd.enable = false{files}")),
+            )
+            .applying(vec![force("security.auditd.enable", json!(true))]),
         );
     }
     if !a.judged {
@@ -179,6 +326,7 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
                     .iter()
                     .filter(|s| s.uncertain)
                     .filter_map(|s| s.decided_by)
+                    .chain(a.paths.iter().filter(|s| s.uncertain).filter_map(|s| s.decided_by))
                     .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
                     .map(|l| rule(a, l))
@@ -191,6 +339,7 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
                     .iter()
                     .filter(|s| s.uncertain)
                     .filter_map(|s| s.decided_by)
+                    .chain(a.paths.iter().filter(|s| s.uncertain).filter_map(|s| s.decided_by))
                     .filter_map(|l| a.rule(l))
                     .map(|r| r.origin.describe())
                     .collect();
@@ -218,7 +367,11 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
             )
             .applying(vec![force(
                 "security.audit.enable",
-                if p.flag("audit.immutable") { json!("lock") } else { json!(true) },
+                if p.flag("audit.immutable") {
+                    json!("lock")
+                } else {
+                    json!(true)
+                },
             )]),
         );
     }

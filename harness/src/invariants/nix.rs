@@ -1,6 +1,9 @@
 //! The Nix daemon: who may connect and who is trusted, as the daemon reads nix.conf and
 //! NIX_CONFIG (lib/posture/nixconf.nix: last assignment wins, `extra-*` appends, `@group` and
-//! `*` expanded), plus channels and the binary-cache egress block.
+//! `*` expanded; NIX_CONFIG from the environment systemd gives the daemon, `environment` and
+//! serviceConfig.Environment alike), plus channels and the binary-cache egress block. An
+//! environment that sends the daemon to another configuration (EnvironmentFile=, NIX_CONF_DIR,
+//! user configuration files) is not judged: `nix.judged`.
 
 use serde_json::{json, Value};
 
@@ -51,11 +54,47 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
         return out;
     };
     for f in &n.unjudged {
+        let option = &f.origin.option;
+        let files = if f.origin.files.is_empty() {
+            String::new()
+        } else {
+            format!(" (in {})", f.origin.files.join(", "))
+        };
+        let Some(line) = f.line else {
+            // The daemon's environment sends it to a configuration this model cannot read (an
+            // EnvironmentFile=, NIX_CONF_DIR, user configuration files): drop the definition.
+            let env_attr = option.starts_with("systemd.services.nix-daemon.environment.")
+                || option.starts_with("systemd.globalEnvironment.")
+                || option.starts_with("nix.envVars.");
+            let list_opt = option.ends_with(".serviceConfig.EnvironmentFile")
+                || option.ends_with(".serviceConfig.PassEnvironment");
+            let violation = v(
+                "nix.judged",
+                format!(
+                    "with {}, the daemon's environment has `{}` ({}): {}",
+                    p.show("nix.enable"),
+                    f.text.trim(),
+                    f.origin.describe(),
+                    f.reason
+                ),
+                format!(
+                    "remove the definition of {option}{files}: the daemon must read /etc/nix/nix.conf (nix.settings) and nothing else; set what it set in nix.settings"
+                ),
+            );
+            out.push(if env_attr {
+                violation.applying(vec![force(option.clone(), Value::Null)])
+            } else if list_opt {
+                violation.applying(vec![force(option.clone(), json!([]))])
+            } else {
+                // An assignment inside serviceConfig.Environment's free text: the owner edits it.
+                violation
+            });
+            continue;
+        };
         out.push(v(
             "nix.judged",
             format!(
-                "line {} of nix.conf, `{}` ({}): {}",
-                f.line.unwrap_or(0),
+                "line {line} of nix.conf, `{}` ({}): {}",
                 f.text.trim(),
                 f.origin.describe(),
                 f.reason
@@ -86,10 +125,19 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
                 want,
                 lines(&n.allowed_users.lines)
             ),
-            p.fix("nix", "nix.enable", format!(
-                "remove the definitions behind {} (or change paranoid.nix.allowedUsers)",
-                n.allowed_users.lines.iter().map(|l| l.origin.describe()).collect::<Vec<_>>().join(", ")
-            )),
+            p.fix(
+                "nix",
+                "nix.enable",
+                format!(
+                    "remove the definitions behind {} (or change paranoid.nix.allowedUsers)",
+                    n.allowed_users
+                        .lines
+                        .iter()
+                        .map(|l| l.origin.describe())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
         );
         violation.apply = undo(&n.allowed_users.lines, "allowed-users", &want);
         out.push(violation);
@@ -113,13 +161,22 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
             .iter()
             .filter(|l| extra.iter().any(|e| l.text.contains(e.as_str())))
             .map(|l| {
-                let mut files: Vec<&String> = extra.iter().flat_map(|e| l.origin.files_of(e)).collect();
+                let mut files: Vec<&String> =
+                    extra.iter().flat_map(|e| l.origin.files_of(e)).collect();
                 files.sort();
                 files.dedup();
                 if files.is_empty() {
                     l.origin.option.clone()
                 } else {
-                    format!("{} (in {})", l.origin.option, files.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "{} (in {})",
+                        l.origin.option,
+                        files
+                            .iter()
+                            .map(|f| f.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 }
             })
             .collect();
@@ -211,7 +268,11 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
                     let extra = l.origin.option.starts_with("nix.settings.extra-");
                     force(
                         l.origin.option.clone(),
-                        if kept.is_empty() && extra { Value::Null } else { Value::Array(kept) },
+                        if kept.is_empty() && extra {
+                            Value::Null
+                        } else {
+                            Value::Array(kept)
+                        },
                     )
                 })
                 .collect();
@@ -226,10 +287,21 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
                 p.fix(
                     "nix",
                     "nix.enable",
-                    format!("remove cache.nixos.org from {}", if options.is_empty() { "nix.settings.substituters".to_string() } else { options.join(" and ") }),
+                    format!(
+                        "remove cache.nixos.org from {}",
+                        if options.is_empty() {
+                            "nix.settings.substituters".to_string()
+                        } else {
+                            options.join(" and ")
+                        }
+                    ),
                 ),
             );
-            out.push(if apply.len() == culprits.len() { violation.applying(apply) } else { violation });
+            out.push(if apply.len() == culprits.len() {
+                violation.applying(apply)
+            } else {
+                violation
+            });
         }
     }
     out
