@@ -278,6 +278,90 @@
     module = { lib, ... }: { networking.wireguard.interfaces = lib.mkForce { }; };
   }
 
+  # ---- sshd and the admin path: key algorithms, host keys, login shells, key programs, RDomain,
+  # ---- socket activation (new-user trial l10, l19, l13, m17, m13, x12) -------------------------
+
+  {
+    id = "admin-pubkey-algorithms-exclude-admin-key";
+    base = "bastion";
+    invariant = "admin.path";
+    route = "services.openssh.settings.PubkeyAcceptedAlgorithms = \"rsa-sha2-512\" while root's only key is ed25519: sshd rejects the admin's key";
+    source = "new-user trial l10; sshd_config(5) PubkeyAcceptedAlgorithms";
+    observable = "sshd";
+    module = { services.openssh.settings.PubkeyAcceptedAlgorithms = "rsa-sha2-512"; };
+  }
+  {
+    id = "admin-match-root-pubkey-algorithms-remove";
+    base = "bastion";
+    invariant = "admin.path";
+    route = "services.openssh.extraConfig: Match User root with PubkeyAcceptedAlgorithms -ssh-ed25519* (a `-list` removes from sshd's default, not from the global value): root's ed25519 key is refused";
+    source = "sshd_config(5) PubkeyAcceptedAlgorithms list syntax (+, -, ^, wildcards); OpenSSH kex.c kex_assemble_names";
+    observable = "sshd";
+    module = { services.openssh.extraConfig = "Match User root\n  PubkeyAcceptedAlgorithms -ssh-ed25519*\n"; };
+  }
+  {
+    id = "admin-hostkey-algorithms-no-host-key";
+    base = "bastion";
+    invariant = "admin.path";
+    route = "services.openssh.settings.HostKeyAlgorithms = \"ssh-rsa\" with only an ed25519 host key: sshd starts, and every connection fails in key exchange";
+    source = "new-user trial l19; sshd_config(5) HostKeyAlgorithms; measured: OpenSSH 9.2 logs \"No supported key exchange algorithms\"";
+    observable = "sshd";
+    module = { services.openssh.settings.HostKeyAlgorithms = "ssh-rsa"; };
+  }
+  {
+    id = "admin-root-shell-nologin";
+    base = "bastion";
+    invariant = "admin.path";
+    route = "users.users.root.shell = nologin on a host where root is the only way in: sshd accepts the key, the login shell ends every session";
+    source = "new-user trial l13; nixos/modules/config/users-groups.nix shell; sshd runs every session through the login shell";
+    observable = null;
+    why = "the sandbox gives every account /bin/sh (NixOS's shells live in its store): the shell that ends the session exists only on the real host";
+    module = { users.users.root.shell = "/run/current-system/sw/bin/nologin"; };
+  }
+  {
+    id = "sshd-match-user-authorized-keys-command";
+    base = "meeka";
+    invariant = "ssh.homedir-keys";
+    route = "services.openssh.extraConfig: Match User gives the admin an AuthorizedKeysCommand printing keys from a file in its home";
+    source = "new-user trial m17; sshd_config(5) AuthorizedKeysCommand";
+    observable = null;
+    why = "which keys the program prints at login is outside the configuration: no program here can say what it will admit";
+    module = { services.openssh.extraConfig = "Match User cadey\n  AuthorizedKeysCommand /bin/cat /home/%u/keys\n  AuthorizedKeysCommandUser nobody\n"; };
+  }
+  {
+    id = "sshd-authorized-keys-command-option";
+    base = "bastion";
+    invariant = "ssh.homedir-keys";
+    route = "services.openssh.authorizedKeysCommand: every account's keys come from a program";
+    source = "nixos/modules/services/networking/ssh/sshd.nix authorizedKeysCommand";
+    observable = null;
+    why = "which keys the program prints at login is outside the configuration: no program here can say what it will admit";
+    module = { services.openssh.authorizedKeysCommand = "/run/current-system/sw/bin/sss_ssh_authorizedkeys"; };
+  }
+  {
+    id = "sshd-match-rdomain-unjudged";
+    base = "bastion";
+    invariant = "ssh.judged";
+    route = "services.openssh.extraConfig: Match RDomain * turns passwords on for connections whose routing domain matches";
+    source = "new-user trial m13; sshd_config(5) Match RDomain; measured: sshd -T -C matches `*` with rdomain= given (even empty), never without";
+    observable = null;
+    why = "a connection's routing domain is the VRF its socket is bound to, set up at run time: sshd -T -C only answers for an rdomain it is given";
+    module = { services.openssh.extraConfig = "Match RDomain *\n  PasswordAuthentication yes\n"; };
+  }
+  {
+    id = "firewall-socket-activation-port";
+    base = "bastion";
+    invariant = "vpn.ssh-not-global";
+    route = "services.openssh.startWhenNeeded: systemd.sockets.sshd.socketConfig.ListenStream moves SSH to 2222, and 2222 is opened everywhere";
+    source = "new-user trial x12; nixos/modules/services/networking/ssh/sshd.nix startWhenNeeded (sshd.socket)";
+    observable = "firewall";
+    module = { lib, ... }: {
+      services.openssh.startWhenNeeded = true;
+      systemd.sockets.sshd.socketConfig.ListenStream = lib.mkForce [ "0.0.0.0:2222" ];
+      networking.firewall.allowedTCPPorts = [ 2222 ];
+    };
+  }
+
   # ---- Nix daemon: trusted-users, allowed-users, channels, the cache block, includes -----------
 
   {

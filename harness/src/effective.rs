@@ -178,6 +178,9 @@ pub struct Sshd {
     pub errors: Vec<Finding>,
     #[serde(default, rename = "notModelled")]
     pub not_modelled: Vec<Finding>,
+    /// What sshd starts with but ends every connection for (no host key algorithm left).
+    #[serde(default)]
+    pub unusable: Vec<Finding>,
     pub lines: Vec<SshdLine>,
     pub blocks: Vec<Block>,
     pub listeners: Vec<Listener>,
@@ -472,6 +475,12 @@ pub struct Account {
     #[serde(default, rename = "passwordLost")]
     pub password_lost: Option<String>,
     pub keys: usize,
+    /// The login shell's path, where the configuration says it.
+    #[serde(default)]
+    pub shell: Option<String>,
+    /// Its login shell (nologin, false) ends every session.
+    #[serde(default, rename = "refusesSessions")]
+    pub refuses_sessions: bool,
 }
 
 /// The effective posture of one projection; each part absent when the daemon is off.

@@ -63,6 +63,10 @@ const HUMAN: &[(&str, &str, &str)] = &[
     ("audit-never-unjudgeable-field", "audit.judged", "security.audit.rules"),
     // No VPN any more: which VPN to bring back is the owner's call.
     ("admin-vpn-only-without-vpn", "admin.path", "networking.wireguard.interfaces"),
+    // A login shell that ends every session: which shell to give back is the owner's call.
+    ("admin-root-shell-nologin", "admin.path", "users.users.root.shell"),
+    // Match RDomain: which VRF the block is meant for is the owner's to say.
+    ("sshd-match-rdomain-unjudged", "ssh.judged", "services.openssh.extraConfig"),
     // A forced persistence list: which of the host's own entries to keep is the owner's call.
     ("amnesia-persistence-overridden", "amnesia.persistence", "environment.persistence.\"/nix/persist\""),
 ];

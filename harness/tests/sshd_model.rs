@@ -74,6 +74,7 @@ fn projections(dir: &Path) -> Vec<(String, Value)> {
         "sshd-model/lists-and-methods.nix",
         "sshd-model/defaults-and-aliases.nix",
         "sshd-model/match-global-only.nix",
+        "sshd-model/key-algorithms.nix",
     ] {
         items.push(json!({"id": case, "modules": [fixture(case)]}));
     }

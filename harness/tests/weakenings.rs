@@ -78,6 +78,14 @@ const ROUTES: &[&str] = &[
     "DenyGroups",
     "hashedPasswordFile",
     "VPN-only and the VPN is gone",
+    "PubkeyAcceptedAlgorithms",
+    "HostKeyAlgorithms",
+    "users.users.root.shell",
+    // key sources the model cannot read, connections it cannot place, sockets
+    "AuthorizedKeysCommand",
+    "authorizedKeysCommand",
+    "Match RDomain",
+    "startWhenNeeded",
 ];
 
 #[test]

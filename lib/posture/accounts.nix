@@ -85,6 +85,45 @@ rec {
   # Public keys sshd reads from /etc/ssh/authorized_keys.d/<name> (rendered from the store).
   keysOf = u: lib.length u.openssh.authorizedKeys.keys + lib.length u.openssh.authorizedKeys.keyFiles;
 
+  # The algorithms each declared key can sign in with (what PubkeyAcceptedAlgorithms must
+  # accept): by the key type in its authorized_keys line (after any options); an RSA key signs
+  # with rsa-sha2-512/256 (or ssh-rsa); a `cert-authority` line admits certificates, of
+  # whatever key the user holds. A keyFile is not read: algorithms null (unknown).
+  keyTypes = {
+    "ssh-ed25519" = [ "ssh-ed25519" ];
+    "sk-ssh-ed25519@openssh.com" = [ "sk-ssh-ed25519@openssh.com" ];
+    "ecdsa-sha2-nistp256" = [ "ecdsa-sha2-nistp256" ];
+    "ecdsa-sha2-nistp384" = [ "ecdsa-sha2-nistp384" ];
+    "ecdsa-sha2-nistp521" = [ "ecdsa-sha2-nistp521" ];
+    "sk-ecdsa-sha2-nistp256@openssh.com" = [ "sk-ecdsa-sha2-nistp256@openssh.com" "webauthn-sk-ecdsa-sha2-nistp256@openssh.com" ];
+    "ssh-rsa" = [ "rsa-sha2-512" "rsa-sha2-256" "ssh-rsa" ];
+    "ssh-dss" = [ "ssh-dss" ];
+  };
+  certAlgorithms = [
+    "ssh-ed25519-cert-v01@openssh.com" "sk-ssh-ed25519-cert-v01@openssh.com" "ecdsa-sha2-nistp256-cert-v01@openssh.com"
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com" "ecdsa-sha2-nistp521-cert-v01@openssh.com" "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com"
+    "rsa-sha2-512-cert-v01@openssh.com" "rsa-sha2-256-cert-v01@openssh.com" "ssh-rsa-cert-v01@openssh.com"
+  ];
+  keyAlgorithmsOf =
+    line:
+    let
+      ws = lib.filter (w: w != "") (lib.splitString " " (builtins.replaceStrings [ "\t" ] [ " " ] line));
+      type = lib.findFirst (w: keyTypes ? ${w}) null ws;
+      ca = lib.any (w: lib.hasPrefix "cert-authority" w) (lib.filter (w: w != type) ws);
+    in
+    if type == null then { type = "unknown"; algorithms = null; }
+    else if ca then { type = "cert-authority ${type}"; algorithms = certAlgorithms; }
+    else { inherit type; algorithms = keyTypes.${type}; };
+
+  # The login shell: a package by its shellPath, a path by itself. sshd runs every session
+  # (and every forced command) through it; nologin and false refuse them all.
+  shellOf =
+    u:
+    if u.shell == null then null
+    else if builtins.isAttrs u.shell then (if u.shell ? shellPath then u.shell.shellPath else null)
+    else toString u.shell;
+  refusesSessions = u: let s = shellOf u; in s != null && elem (baseNameOf s) [ "nologin" "false" ];
+
   accounts = lib.mapAttrs (name: u: {
     inherit name;
     uid = if name == "root" then 0 else u.uid;
@@ -96,6 +135,10 @@ rec {
     passwordLost = passwordLost u;
     locked = lockedOf u;
     keys = keysOf u;
+    keyAlgorithms = map keyAlgorithmsOf u.openssh.authorizedKeys.keys
+      ++ map (_: { type = "keyFile"; algorithms = null; }) u.openssh.authorizedKeys.keyFiles;
+    shell = shellOf u;
+    refusesSessions = refusesSessions u;
   }) users;
 
   # Members of a group by name (primary, extraGroups, members).

@@ -44,6 +44,49 @@ let
   ];
   accumulating = [ "allowusers" "denyusers" "allowgroups" "denygroups" ];
 
+  # ---- key algorithm lists (PubkeyAcceptedAlgorithms, HostKeyAlgorithms) ----------------------
+  # Every key and signature algorithm sshd knows, in the order of sshkey.c's table (`ssh -Q
+  # key-sig`), as NixOS's OpenSSH 10 has it (DSA is gone there), and the compiled-in default
+  # (KEX_DEFAULT_PK_ALG, the same in 9.x and 10.x).
+  allKeyAlgorithms = [
+    "ssh-ed25519" "ssh-ed25519-cert-v01@openssh.com" "sk-ssh-ed25519@openssh.com" "sk-ssh-ed25519-cert-v01@openssh.com"
+    "ecdsa-sha2-nistp256" "ecdsa-sha2-nistp256-cert-v01@openssh.com" "ecdsa-sha2-nistp384" "ecdsa-sha2-nistp384-cert-v01@openssh.com"
+    "ecdsa-sha2-nistp521" "ecdsa-sha2-nistp521-cert-v01@openssh.com" "sk-ecdsa-sha2-nistp256@openssh.com"
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com" "webauthn-sk-ecdsa-sha2-nistp256@openssh.com"
+    "ssh-rsa" "ssh-rsa-cert-v01@openssh.com" "rsa-sha2-256" "rsa-sha2-256-cert-v01@openssh.com" "rsa-sha2-512" "rsa-sha2-512-cert-v01@openssh.com"
+  ];
+  defaultKeyAlgorithms = [
+    "ssh-ed25519-cert-v01@openssh.com" "ecdsa-sha2-nistp256-cert-v01@openssh.com" "ecdsa-sha2-nistp384-cert-v01@openssh.com"
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com" "sk-ssh-ed25519-cert-v01@openssh.com" "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com"
+    "rsa-sha2-512-cert-v01@openssh.com" "rsa-sha2-256-cert-v01@openssh.com" "ssh-ed25519" "ecdsa-sha2-nistp256"
+    "ecdsa-sha2-nistp384" "ecdsa-sha2-nistp521" "sk-ssh-ed25519@openssh.com" "sk-ecdsa-sha2-nistp256@openssh.com"
+    "rsa-sha2-512" "rsa-sha2-256"
+  ];
+  # kex.c kex_assemble_names: `+list` appends to the default, `-list` removes from it (an empty
+  # result is the default again: sshd re-assembles it for every connection), `^list` puts the
+  # names first; each remaining entry is a wildcard pattern expanded against the known
+  # algorithms in their table order, a name already present kept once. Names no sshd knows add
+  # nothing (sshd -t refuses them; the check's sshd drops names only a newer OpenSSH knows).
+  resolveAlgorithms =
+    v:
+    let
+      first = builtins.substring 0 1 v;
+      rest = if elem first [ "+" "-" "^" ] then builtins.substring 1 (-1) v else v;
+      pats = filter (x: x != "") (splitString "," rest);
+      hit = p: a: net.patternList { } p a == 1;
+      cat = a: b: a ++ filter (x: !(elem x a)) b;
+      expand = ps: lib.foldl' (acc: p: cat acc (filter (hit p) allKeyAlgorithms)) [ ] ps;
+      removed = filter (a: !(any (p: hit p a) pats)) defaultKeyAlgorithms;
+      list =
+        if v == "" then defaultKeyAlgorithms
+        else if first == "-" then (if removed == [ ] then defaultKeyAlgorithms else removed)
+        else if first == "+" then expand (cat defaultKeyAlgorithms pats)
+        else if first == "^" then expand (cat pats defaultKeyAlgorithms)
+        else expand pats;
+    in
+    lib.concatStringsSep "," list;
+  algorithmLists = [ "pubkeyacceptedalgorithms" "hostkeyalgorithms" ];
+
   # The keywords the posture is judged on, with sshd -T's compiled-in defaults (OpenSSH 9/10).
   defaults = {
     passwordauthentication = "yes";
@@ -77,6 +120,8 @@ let
     denyusers = "";
     allowgroups = "";
     denygroups = "";
+    pubkeyacceptedalgorithms = lib.concatStringsSep "," defaultKeyAlgorithms;
+    hostkeyalgorithms = lib.concatStringsSep "," defaultKeyAlgorithms;
   };
   tracked = attrNames defaults;
 
@@ -89,6 +134,7 @@ let
     # Log levels are names sshd prints in capitals, however they are written, DEBUG1 by its
     # first name DEBUG (log.c's table; `sshd -T`).
     else if kw == "loglevel" then (let u = lib.toUpper v; in if u == "DEBUG1" then "DEBUG" else u)
+    else if elem kw algorithmLists then resolveAlgorithms v
     else if elem kw [ "authorizedkeysfile" "authorizedkeyscommand" "forcecommand" "chrootdirectory"
       "authorizedprincipalsfile" "trustedusercakeys" "allowusers" "denyusers" "allowgroups" "denygroups" "authenticationmethods" ] then v
     else l;
@@ -245,6 +291,17 @@ let
 
   blockMatches = ctx: b: all (criterionMatches ctx) (criteriaOf b.criteria);
 
+  # `Match RDomain` tests the routing domain of the connection's socket: on Linux the VRF device
+  # it is bound to, an empty name when none (port-net.c sys_get_rdomain), which `*` or `!vrf`
+  # match. `sshd -T -C` without rdomain= never matches it (OpenSSH 9.2: test mode fails a
+  # criterion it was given no value for), so neither the model nor sshd -T can say which real
+  # connections the block applies to.
+  rdomainBlocks = filter (b: any (c: c.name == "rdomain") (criteriaOf b.criteria)) blocks;
+  rdomainUnjudged = map (b: {
+    inherit (b) line text origin;
+    reason = "`Match ${lib.concatStringsSep " " b.criteria}` depends on the routing domain (VRF) of each connection's socket, which the configuration does not say (a socket bound to no VRF has an empty one, which `*` matches; `sshd -T -C` without rdomain= never matches): the effective posture cannot be judged";
+  }) rdomainBlocks;
+
   unknownCriteria = concatMap (b: map (c: {
     line = b.line; text = b.text; origin = b.origin;
     reason = "Match criterion `${c.name}` is not modelled: the block is assumed to apply to every connection";
@@ -296,8 +353,32 @@ let
         else map (p: { address = a; port = p; inherit (d) line origin; }) portsDeclared;
       wildcard = a: elem a [ "0.0.0.0" "::" "*" "" ];
     in
-    if listen == [ ] then map (p: { port = p; address = null; line = null; origin = null; }) portsDeclared
+    if socketStreams != null then socketListeners
+    else if listen == [ ] then map (p: { port = p; address = null; line = null; origin = null; }) portsDeclared
     else map (l: l // { address = if wildcard l.address then null else l.address; }) (concatMap parseListen listen);
+
+  # startWhenNeeded: systemd's sshd.socket listens and starts `sshd -i` per connection, which
+  # ignores Port and ListenAddress; where sshd is reached is the socket's ListenStream=
+  # (listenStreams and socketConfig.ListenStream: a port, addr:port, [v6]:port; paths and
+  # vsock are not TCP).
+  socket = config.systemd.sockets.sshd or null;
+  socketStreams =
+    if !(ossh.startWhenNeeded or false) || socket == null then null
+    else
+      map (x: { value = toString x; option = "systemd.sockets.sshd.listenStreams"; }) (socket.listenStreams or [ ])
+      ++ map (x: { value = toString x; option = "systemd.sockets.sshd.socketConfig.ListenStream"; }) (lib.toList (socket.socketConfig.ListenStream or [ ]));
+  socketListeners = concatMap (s:
+    let
+      a = s.value;
+      port = builtins.match "([0-9]+)" a;
+      v6 = builtins.match "[[]([0-9a-fA-F:.]*)[]]:([0-9]+)" a;
+      v4 = builtins.match "([0-9.]+|[*]):([0-9]+)" a;
+      at = address: p: [ { address = if elem address [ "0.0.0.0" "::" "*" "" ] then null else address; port = lib.toInt p; line = null; origin = { inherit (s) option; files = [ ]; }; } ];
+    in
+    if port != null then at "" (head port)
+    else if v6 != null then at (elemAt v6 0) (elemAt v6 1)
+    else if v4 != null then at (elemAt v4 0) (elemAt v4 1)
+    else [ ]) socketStreams;
 
   # Where sshd listens: one entry per (port, address); address null means every interface.
   listeners = map (l: l // { interface = if l.address == null then null else network.interfaceOf l.address; }) ports;
@@ -389,9 +470,17 @@ let
         # Without PAM, sshd itself refuses a locked account ("!" in /etc/shadow), key or not.
         ++ optional (val "usepam" == "no" && (accounts.accounts.${ctx.user}.locked or false))
           "UsePAM no and its password is locked (NixOS writes \"!\" to /etc/shadow for an account without one): sshd refuses a locked account even with a key (leave services.openssh.settings.UsePAM on, or give ${ctx.user} a password hash)";
+      # sshd accepts a key only by an algorithm in PubkeyAcceptedAlgorithms (auth2-pubkey.c):
+      # each declared key with the algorithms it can sign with; a key of unknown type (a
+      # keyFile) is assumed to fit.
+      accepted = splitString "," (val "pubkeyacceptedalgorithms");
+      keys = accounts.accounts.${ctx.user}.keyAlgorithms or [ ];
+      keyFits = k: k.algorithms == null || any (a: elem a accepted) k.algorithms;
+      algorithmsRefuse = keys != [ ] && !(any keyFits keys);
       keyReasons =
         optional (val "pubkeyauthentication" != "yes") "PubkeyAuthentication ${val "pubkeyauthentication"}"
-        ++ optional (!keyAlone) "AuthenticationMethods ${methods} needs more than a key";
+        ++ optional (!keyAlone) "AuthenticationMethods ${methods} needs more than a key"
+        ++ optional algorithmsRefuse "PubkeyAcceptedAlgorithms ${val "pubkeyacceptedalgorithms"} accepts none of its keys (${lib.concatStringsSep ", " (unique (map (k: k.type) keys))})";
       # The keywords behind each refusal, so a fix can name the lines (and options) to change.
       blame =
         optional denyU "denyusers"
@@ -401,7 +490,8 @@ let
         ++ optional (ctx.user == "root" && elem rootMode [ "no" "forced-commands-only" ]) "permitrootlogin";
       keyBlame =
         optional (val "pubkeyauthentication" != "yes") "pubkeyauthentication"
-        ++ optional (!keyAlone) "authenticationmethods";
+        ++ optional (!keyAlone) "authenticationmethods"
+        ++ optional algorithmsRefuse "pubkeyacceptedalgorithms";
     in
     {
       allowed = reasons == [ ];
@@ -425,13 +515,53 @@ let
         else if hasPrefix "/etc/ssh/authorized_keys.d/" (absolute f) then "declared"
         else if lib.hasInfix "%h" f || !(hasPrefix "/" f) || lib.hasPrefix (ctx.home + "/") (absolute f) || hasPrefix "/home/" (absolute f) || hasPrefix "/root/" (absolute f) then "home"
         else "unmanaged";
-    }) (filter (f: f != "none") raw);
+    }) (filter (f: f != "none") raw)
+    # Keys printed by a program at login: nothing the configuration (or this model) can read.
+    ++ optional (v.authorizedkeyscommand.value != "none") { path = v.authorizedkeyscommand.value; kind = "command"; };
+
+  # ---- host keys: does any connection get past key exchange? ----------------------------------
+  # sshd offers, for every host key it loaded, the algorithms of its type that HostKeyAlgorithms
+  # allows (sshd.c list_hostkey_types; RSA also as rsa-sha2-512/256). None: sshd starts, and
+  # every connection ends in key exchange ("No supported key exchange algorithms"; measured
+  # with OpenSSH 9.2 on loopback). A HostKey whose type the configuration does not say
+  # (not from services.openssh.hostKeys) is assumed to fit.
+  hostKeyAlgorithmsOf =
+    k:
+    if k.type == "rsa" then [ "rsa-sha2-512" "rsa-sha2-256" "ssh-rsa" ]
+    else if k.type == "ed25519" then [ "ssh-ed25519" ]
+    else if k.type == "ecdsa" then [ "ecdsa-sha2-nistp${toString (if (k.bits or null) == null then 256 else k.bits)}" ]
+    else if k.type == "dsa" then [ "ssh-dss" ]
+    else null;
+  hostKeyLines = filter (d: d.canonical == "hostkey" && d.args != [ ]) global;
+  hostKeyTypes = map (d:
+    let k = lib.findFirst (k: toString (k.path or "") == head d.args) null (ossh.hostKeys or [ ]); in
+    { path = head d.args; type = if k == null then null else k.type; algorithms = if k == null then null else hostKeyAlgorithmsOf k; }) hostKeyLines;
+  certified = any (d: d.canonical == "hostcertificate") global;
+  hostKeyOffer =
+    let
+      allowed = splitString "," (globalValue "hostkeyalgorithms").value;
+      mine = concatMap (k: k.algorithms ++ optionals certified (map (a: "${a}-cert-v01@openssh.com") k.algorithms)) hostKeyTypes;
+    in
+    if hostKeyLines == [ ] || any (k: k.algorithms == null) hostKeyTypes then null
+    else filter (a: elem a allowed) mine;
+  unusable =
+    let hka = globalValue "hostkeyalgorithms"; in
+    optional (hostKeyOffer == [ ]) {
+      line = hka.line or null;
+      text = if hka ? text then hka.text else "HostKeyAlgorithms ${hka.value}";
+      origin = hka.origin or { option = "services.openssh.settings.HostKeyAlgorithms"; files = [ ]; };
+      reason = "HostKeyAlgorithms ${hka.value} allows no algorithm of sshd's host keys (${lib.concatMapStringsSep ", " (k: "${k.path}: ${toString k.type}") hostKeyTypes}): sshd starts, and every connection fails in key exchange (\"No supported key exchange algorithms\")";
+      fix = "let HostKeyAlgorithms name an algorithm of a host key in services.openssh.hostKeys (ssh-ed25519 for an ed25519 key), or remove your definition of ${hka.origin.option or "services.openssh.settings.HostKeyAlgorithms"}";
+    };
 in
 if !ossh.enable then null
 else
 {
-  judged = unjudged == [ ];
-  inherit unjudged;
+  judged = unjudged == [ ] && rdomainUnjudged == [ ];
+  unjudged = unjudged ++ rdomainUnjudged;
+  # What sshd starts with but refuses every connection for.
+  inherit unusable;
+  hostKeys = hostKeyTypes;
   errors = map (e: e // { fix = "move it out of the Match block (before the first Match line of services.openssh.extraConfig), or into services.openssh.settings"; }) notInMatch
     ++ map (e: { inherit (e) line text origin reason fix; }) unsatisfiable;
   notModelled = unknownCriteria;
@@ -439,6 +569,7 @@ else
   lines = let
     used = unique (concatMap (p: concatMap (v: if v ? lines then v.lines else optional (v.line != null) v.line) (attrValues p.values)) profiles
       ++ map (b: b.line) blocks ++ map (d: d.line) includes ++ map (e: e.line) (notInMatch ++ unsatisfiable)
+      ++ concatMap (e: optional (e.line != null) e.line) unusable
       ++ concatMap (l: optional (l.line != null) l.line) listeners
       ++ map (d: d.line) (filter (d: d.canonical == "subsystem") global));
   in map (d: { inherit (d) line keyword canonical value origin; }) (filter (d: elem d.line used) directives);

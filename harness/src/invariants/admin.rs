@@ -139,6 +139,24 @@ fn mend(account: &str, a: &AdminPath, p: &Posture, proj: &Proj, eff: &Effective)
         m.complete = false;
         return m;
     };
+    // sshd starts but ends every connection (HostKeyAlgorithms fits no host key): the line goes.
+    if !s.unusable.is_empty() {
+        for f in &s.unusable {
+            match f.line.and_then(|n| s.line(n)) {
+                Some(l) => {
+                    let (fix, apply) = sshd::fix_for(&l.origin, &l.keyword, &l.value, proj, None);
+                    if apply.is_empty() {
+                        m.human(fix);
+                    } else {
+                        m.fixes.push(fix);
+                        m.apply.extend(apply);
+                    }
+                }
+                None => m.human(f.fix.clone().unwrap_or_else(|| f.reason.clone())),
+            }
+        }
+        return m;
+    }
     let networks: Vec<&str> = if a.networks.is_empty() {
         if a.vpn_only { vec!["vpn"] } else { vec!["vpn", "public"] }
     } else {
@@ -202,6 +220,13 @@ fn mend(account: &str, a: &AdminPath, p: &Posture, proj: &Proj, eff: &Effective)
     let acc = eff.accounts.get(account);
     if acc.is_some_and(|x| x.keys == 0) {
         m.human(format!("give {account} a key in users.users.{account}.openssh.authorizedKeys.keys"));
+    }
+    // A login shell that ends every session: which shell to give back is the owner's call.
+    if let Some(x) = acc.filter(|x| x.refuses_sessions) {
+        m.human(format!(
+            "give {account} a login shell: remove the definition of users.users.{account}.shell = {} (it ends every session)",
+            x.shell.as_deref().unwrap_or("?")
+        ));
     }
     if account != "root" {
         // Becoming root afterwards: a sudo rule and a password that survives a reboot are the

@@ -377,5 +377,49 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
             .applying(apply),
         );
     }
+    // Keys printed by a program at login (AuthorizedKeysCommand): what it prints is outside the
+    // configuration, so no key it admits can be judged; paranoid declares keys in the store.
+    let mut seen = std::collections::BTreeSet::new();
+    for c in s.contexts.iter().filter(|c| c.exists) {
+        let Some(cmd) = c.key_files.iter().find(|f| f.kind == "command") else {
+            continue;
+        };
+        if !seen.insert(c.profile) {
+            continue;
+        }
+        let val = &s.profiles[c.profile].values["authorizedkeyscommand"];
+        let mut src = source(s, proj, val.line, "AuthorizedKeysCommand", "none", None);
+        // Upstream's own option writes the line: back to its "none".
+        let line = val.line.and_then(|n| s.line(n));
+        if let Some(l) = line.filter(|l| l.origin.option == "services.openssh.authorizedKeysCommand") {
+            let files: String = l.origin.files.iter().map(|f| format!(" in {f}")).collect();
+            src.fix = format!("remove the definition of services.openssh.authorizedKeysCommand{files}");
+            src.apply = vec![force("services.openssh.authorizedKeysCommand", json!("none"))];
+        }
+        let users: std::collections::BTreeSet<&str> = s
+            .contexts
+            .iter()
+            .filter(|x| x.exists && x.profile == c.profile)
+            .map(|x| x.user.as_str())
+            .collect();
+        out.push(
+            v(
+                "ssh.homedir-keys",
+                format!(
+                    "with {}, sshd takes authorized keys for {} from the output of the program `{}` (AuthorizedKeysCommand), which the configuration does not contain: {}",
+                    p.show("ssh.enable"),
+                    users.into_iter().collect::<Vec<_>>().join(", "),
+                    cmd.path,
+                    src.text
+                ),
+                p.fix(
+                    "ssh",
+                    "ssh.enable",
+                    format!("{}; keys belong in users.users.<name>.openssh.authorizedKeys", src.fix),
+                ),
+            )
+            .applying(src.apply),
+        );
+    }
     out
 }

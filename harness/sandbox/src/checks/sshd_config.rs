@@ -275,7 +275,9 @@ pub fn adapt(text: &str, input: &AdaptInput) -> Result<Adapted, String> {
                     let (keep, drop): (Vec<&str>, Vec<&str>) = list
                         .split(',')
                         .filter(|a| !a.is_empty())
-                        .partition(|a| known.contains(*a));
+                        // A wildcard entry is a pattern over the known names (kex.c
+                        // kex_assemble_names): known when it matches one of them.
+                        .partition(|a| known.contains(*a) || (a.contains(['*', '?']) && known.iter().any(|k| glob(a, k))));
                     if !drop.is_empty() {
                         if keep.is_empty() {
                             return Err(format!("{key}: this OpenSSH knows none of {list}"));
@@ -412,8 +414,31 @@ pub fn effective_root_login(knob: &str) -> &str {
     }
 }
 
+/// OpenSSH's match_pattern: `*` any run of characters, `?` one character.
+fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
+            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    go(&p, &n)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn algorithm_wildcards_match_like_openssh() {
+        assert!(super::glob("ssh-rsa*", "ssh-rsa-cert-v01@openssh.com"));
+        assert!(super::glob("*ed25519*", "sk-ssh-ed25519@openssh.com"));
+        assert!(super::glob("rsa-sha2-?56", "rsa-sha2-256"));
+        assert!(!super::glob("rsa-sha2-?56", "rsa-sha2-512"));
+        assert!(!super::glob("ecdsa-*", "sk-ecdsa-sha2-nistp256@openssh.com"));
+    }
+
     use super::*;
 
     fn known() -> BTreeMap<String, BTreeSet<String>> {
