@@ -100,42 +100,25 @@ pub(super) fn check(p: &Posture, proj: &Proj, eff: &Effective) -> Vec<Violation>
         let mut why = vec![];
         let mut path_why = vec![];
         let mut culprits = std::collections::BTreeSet::new();
-        for s in &lost_paths {
-            let reason = if !s.dropped_by.is_empty() {
-                culprits.extend(s.dropped_by.iter().copied());
-                format!(
-                    "records dropped by {}",
-                    s.dropped_by
-                        .iter()
-                        .map(|l| rule(a, *l))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            } else if let Some(l) = s.decided_by {
+        // Why an exec goes unrecorded: the rules dropping its records, or the rule deciding it;
+        // each named rule is a culprit the fix removes.
+        let reason_of = |dropped_by: &[usize], decided_by: Option<usize>, culprits: &mut std::collections::BTreeSet<usize>| {
+            if !dropped_by.is_empty() {
+                culprits.extend(dropped_by.iter().copied());
+                format!("records dropped by {}", dropped_by.iter().map(|l| rule(a, *l)).collect::<Vec<_>>().join(", "))
+            } else if let Some(l) = decided_by {
                 culprits.insert(l);
                 format!("decided by {}", rule(a, l))
             } else {
                 "no rule matches".to_string()
-            };
+            }
+        };
+        for s in &lost_paths {
+            let reason = reason_of(&s.dropped_by, s.decided_by, &mut culprits);
             path_why.push(format!("{} run by {}: {reason}", s.exe, s.actor));
         }
         for s in &missing {
-            let reason = if !s.dropped_by.is_empty() {
-                culprits.extend(s.dropped_by.iter().copied());
-                format!(
-                    "records dropped by {}",
-                    s.dropped_by
-                        .iter()
-                        .map(|l| rule(a, *l))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            } else if let Some(l) = s.decided_by {
-                culprits.insert(l);
-                format!("decided by {}", rule(a, l))
-            } else {
-                "no rule matches".to_string()
-            };
+            let reason = reason_of(&s.dropped_by, s.decided_by, &mut culprits);
             why.push(format!(
                 "{}: {}{}",
                 s.id,
