@@ -69,25 +69,10 @@ pub struct Probe {
     pub methods: Option<String>,
 }
 
+/// This OpenSSH's `ssh -Q` lists, asked through the context's runner (sshd_model's reader).
 fn known_algorithms(ctx: &Ctx) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
-    let mut m = BTreeMap::new();
-    for &q in sshd_config::ALGORITHM_QUERIES {
-        let o = ctx
-            .run(&ctx.tool("ssh").args(["-Q", q]), Duration::from_secs(10))
-            .map_err(|e| e.to_string())?;
-        if !o.ok() {
-            return Err(format!("ssh -Q {q}: {}", o.digest(2)));
-        }
-        m.insert(
-            q.to_string(),
-            o.stdout
-                .lines()
-                .map(|l| l.trim().to_string())
-                .filter(|l| !l.is_empty())
-                .collect(),
-        );
-    }
-    Ok(m)
+    let ssh = ctx.tools.path("ssh");
+    sshd_model::known_algorithms(&|c: &Cmd, t: Duration| ctx.run(c, t), &ssh)
 }
 
 /// Everything the live server needs, written below one scratch directory.
